@@ -1,0 +1,1 @@
+"""Bundled challenges and the scripts that build their data."""

@@ -1,0 +1,1 @@
+"""Podium: grading service for classroom CNN mini-challenges."""

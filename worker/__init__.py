@@ -1,0 +1,1 @@
+"""Podium grading worker (Celery) and scoring."""

@@ -1,0 +1,1 @@
+"""Scoring child processes and their confinement."""
