@@ -1,0 +1,145 @@
+"""The scoring child: confine, then read, load and run the model, and send scores back.
+
+Runs in a process forked from the zygote. Everything it needs is imported by
+the zygote beforehand, because after confinement no file can be opened.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+
+import numpy as np
+import torch
+
+from worker.sandbox.confine import confine
+from worker.sandbox.protocol import write_frame
+
+MAX_MESSAGE = 4000
+
+
+class _OutputProblem(Exception):
+    """The model ran but its output breaks the contract."""
+
+
+def _kind(obj) -> str:
+    if isinstance(obj, tuple):
+        return "a tuple"
+    if isinstance(obj, list):
+        return "a list"
+    if isinstance(obj, dict):
+        return "a dict"
+    return f"a {type(obj).__name__}"
+
+
+def signature_problem(model) -> str | None:
+    """Return why forward() cannot be called as forward(x), or None."""
+    try:
+        schema = model.forward.schema
+    except Exception:
+        return "the module has no scripted forward() method"
+    args = list(schema.arguments)[1:]  # drop self
+    required = [a for a in args if not a.has_default_value()]
+    if not args or len(required) > 1:
+        return f"forward() must take one argument (the input batch x), it takes {len(required)}"
+    return None
+
+
+def infer(model, x: np.ndarray, batch: int, device: str, num_classes: int) -> np.ndarray:
+    """Run forward over x in batches; return float32 scores [N, C] on the CPU."""
+    outs = []
+    n = len(x)
+    with torch.inference_mode():
+        for i in range(0, n, batch):
+            xb = torch.from_numpy(x[i:i + batch])
+            if device != "cpu":
+                xb = xb.to(device)
+            out = model(xb)
+            if not isinstance(out, torch.Tensor):
+                raise _OutputProblem(f"forward() must return a single tensor, got {_kind(out)}")
+            if out.dim() != 2 or out.shape[0] != len(xb) or out.shape[1] != num_classes:
+                got = ", ".join(str(d) for d in out.shape)
+                if len(xb) == n:
+                    raise _OutputProblem(f"output shape [{got}], expected [{n}, {num_classes}]")
+                raise _OutputProblem(f"output shape [{got}] for a batch of {len(xb)} inputs, expected [{len(xb)}, {num_classes}]")
+            if out.is_complex() or out.dtype == torch.bool:
+                raise _OutputProblem(f"output dtype {out.dtype}, expected float scores")
+            outs.append(out.detach().to("cpu", torch.float32))
+    return torch.cat(outs).numpy() if outs else np.zeros((0, num_classes), np.float32)
+
+
+def _read_all(fd: int) -> bytes:
+    size = os.fstat(fd).st_size
+    chunks, got = [], 0
+    while got < size:
+        chunk = os.read(fd, min(size - got, 1 << 24))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    os.close(fd)
+    return b"".join(chunks)
+
+
+def _prepare_cuda(device: str, memory_limit_mb: int) -> None:
+    # Landlock checks files at open time and the driver opens /dev/nvidia* lazily: make the context now.
+    dev = torch.device(device)
+    total = torch.cuda.get_device_properties(dev).total_memory
+    torch.cuda.set_per_process_memory_fraction(min(1.0, memory_limit_mb * 2**20 / total), dev)
+    torch.zeros(1, device=dev)
+    torch.cuda.synchronize(dev)
+
+
+def _error(res_w: int, stage: str, exc: BaseException) -> None:
+    msg = f"{type(exc).__name__}: {exc}" if not isinstance(exc, _OutputProblem) else str(exc)
+    write_frame(res_w, {"event": "error", "stage": stage, "output": isinstance(exc, _OutputProblem), "message": msg[-MAX_MESSAGE:] if "Traceback of TorchScript" in msg else msg[:MAX_MESSAGE]})
+
+
+def serve(*, req: dict, model_fd: int, res_w: int, x: np.ndarray, device: str, threads: int) -> None:
+    """Confine this process, then load and run the model described by req, reporting frames on res_w."""
+    t0 = time.perf_counter()
+    if device.startswith("cuda"):
+        _prepare_cuda(device, int(req["memory_limit_mb"]))
+    cpu_s = int(req["time_limit_s"] * max(threads, 1)) + 2
+    layers = confine(keep_fds={model_fd, res_w}, memory_limit_mb=int(req["memory_limit_mb"]), cpu_s=cpu_s)
+    t1 = time.perf_counter()
+    write_frame(res_w, {"event": "confined", "layers": layers, "confine_s": t1 - t0})
+    try:
+        torch.set_num_threads(max(threads, 1))
+        data = _read_all(model_fd)
+        model = torch.jit.load(io.BytesIO(data), map_location=device)
+        del data
+        model.eval()
+    except BaseException as exc:
+        _error(res_w, "load", exc)
+        return
+    t2 = time.perf_counter()
+    problem = signature_problem(model)
+    if problem:
+        write_frame(res_w, {"event": "error", "stage": "signature", "output": True, "message": problem})
+        return
+    write_frame(res_w, {"event": "stage", "stage": "forward", "load_s": t2 - t1})
+    num_classes = int(req["num_classes"])
+    try:
+        if req["op"] == "check":
+            arrays = [infer(model, x, len(x), device, num_classes), infer(model, x, 1, device, num_classes)]
+        else:
+            arrays = [infer(model, x, int(req["batch_size"]), device, num_classes)]
+    except BaseException as exc:
+        _error(res_w, "forward", exc)
+        return
+    t3 = time.perf_counter()
+    payload = b"".join(np.ascontiguousarray(a, dtype=np.float32).tobytes() for a in arrays)
+    write_frame(res_w, {"event": "result", "shapes": [list(a.shape) for a in arrays], "load_s": t2 - t1, "inference_s": t3 - t2}, payload)
+
+
+def main(**kwargs) -> None:
+    """Entry point after fork: serve one request and leave without running any Python cleanup."""
+    code = 0
+    try:
+        serve(**kwargs)
+    except BaseException:
+        code = 70
+    finally:
+        os._exit(code)

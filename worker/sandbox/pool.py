@@ -1,0 +1,248 @@
+"""ScoringPool: the worker's handle on the pre-warmed zygote that scores models in confined children."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from podium.modelcheck import ModelRejected, check_batch_independence, check_scores, inspect_archive
+from worker.sandbox.protocol import ProtocolError, read_frame, write_frame
+
+START_TIMEOUT_S = 120.0
+REPLY_MARGIN_S = 60.0
+SAFETY_MAX_MODEL_BYTES = 2 * 2**30
+# Only these reach the zygote: it and every child it forks must never see the worker's secrets.
+ENV_KEEP = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES",
+            "LD_LIBRARY_PATH", "CUDA_HOME", "TMPDIR")
+
+log_default = logging.getLogger("podium.sandbox")
+
+
+class SandboxUnavailable(RuntimeError):
+    """The scoring infrastructure failed (not the student's fault); the submission may be retried."""
+
+
+@dataclass
+class RunResult:
+    """What scoring one model produced: scores, or a student-facing reason."""
+
+    ok: bool
+    scores: np.ndarray | None
+    reason: str | None
+    timings: dict[str, float]
+    device: str
+    confinement: dict = field(default_factory=dict)
+
+
+def _default_threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _zygote_env(threads: int, device: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k in ENV_KEEP}
+    root = str(Path(__file__).resolve().parents[2])
+    env.update(PYTHONPATH=root, PYTHONDONTWRITEBYTECODE="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               PYTORCH_NVML_BASED_CUDA_CHECK="1", PODIUM_SANDBOX_THREADS=str(threads),
+               PODIUM_SANDBOX_DEVICE=device or "")
+    return env
+
+
+class ScoringPool:
+    """A warm zygote process that forks one confined child per model; thread-safe, one run at a time."""
+
+    def __init__(self, *, threads: int | None = None, device: str | None = None, log: logging.Logger | None = None):
+        self.threads = threads or _default_threads()
+        self.device = device
+        self.log = log or log_default
+        self._proc: subprocess.Popen | None = None
+        self._sock: socket.socket | None = None
+        self._health: dict = {}
+        self._lock = threading.RLock()
+
+    # --- lifecycle -------------------------------------------------------
+    def start(self) -> None:
+        """Spawn the zygote (a fresh interpreter) and wait until torch is imported; idempotent."""
+        with self._lock:
+            if self._alive():
+                return
+            self._stop_process()
+            ours, theirs = socket.socketpair()
+            try:
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-m", "worker.sandbox.zygote", str(theirs.fileno())],
+                    pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    env=_zygote_env(self.threads, self.device), cwd="/", close_fds=True, start_new_session=True)
+            finally:
+                theirs.close()
+            self._sock = ours
+            ours.settimeout(START_TIMEOUT_S)
+            try:
+                header, _ = read_frame(ours)
+            except (ProtocolError, OSError) as exc:
+                self._stop_process()
+                raise SandboxUnavailable(f"the scoring process did not start: {exc}") from None
+            self._health = header.get("health", {})
+            self._log_health()
+
+    def _log_health(self) -> None:
+        h = self._health
+        layers = h.get("layers", {})
+        bad = {k: v for k, v in layers.items() if not v.startswith(("ok", "skipped"))}
+        unblocked = [k for k, v in h.get("blocked", {}).items() if not v]
+        self.log.info("scoring sandbox ready: pid %s, device %s, warm-up %.2f s, layers %s",
+                      h.get("pid"), h.get("device"), h.get("warmup_s", 0.0), layers)
+        if bad or unblocked or not h.get("ok"):
+            self.log.error("SANDBOX CONFINEMENT INCOMPLETE on this host: unavailable layers %s; not blocked: %s",
+                           bad, unblocked)
+
+    def _alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None and self._sock is not None
+
+    def health(self) -> dict:
+        """Return the confinement layers, what a confined child was proven unable to do, device and pid."""
+        with self._lock:
+            self.start()
+            return dict(self._health, alive=self._alive())
+
+    def close(self) -> None:
+        """Stop the zygote and any child it runs; leaves no process behind."""
+        with self._lock:
+            if self._alive():
+                try:
+                    self._sock.settimeout(5)
+                    write_frame(self._sock, {"op": "stop"})
+                    read_frame(self._sock)
+                except (OSError, ProtocolError):
+                    pass
+            self._stop_process()
+
+    def _stop_process(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self._proc.pid, 9)
+                except OSError:
+                    pass
+                self._proc.wait()
+            self._proc = None
+
+    def __enter__(self) -> "ScoringPool":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- requests --------------------------------------------------------
+    def _request(self, header: dict, payload: bytes, timeout_s: float) -> tuple[dict, bytes]:
+        with self._lock:
+            if not self._alive():
+                self.log.warning("scoring process not running; starting it")
+                self.start()
+            try:
+                self._sock.settimeout(timeout_s)
+                write_frame(self._sock, header, payload)
+                reply, body = read_frame(self._sock)
+            except (OSError, ProtocolError) as exc:
+                self.log.error("scoring process failed during a request (%s); restarting it", exc)
+                self._kill_process()
+                try:
+                    self.start()
+                except SandboxUnavailable:
+                    pass
+                raise SandboxUnavailable(f"the scoring process failed: {exc}") from None
+            if reply.get("infra"):
+                raise SandboxUnavailable(reply["infra"])
+            return reply, body
+
+    def _kill_process(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            try:
+                os.killpg(self._proc.pid, 9)
+            except OSError:
+                pass
+        self._stop_process()
+
+    def run(self, *, model_path: str, inputs_path: str, inputs_key: str, num_classes: int, time_limit_s: float,
+            memory_limit_mb: int, batch_size: int | None = None, max_output_bytes: int | None = None) -> RunResult:
+        """Score the model on the inputs x of an npz (never its y); model failures come back as ok=False."""
+        t0 = time.perf_counter()
+        device = self._health.get("device", "cpu")
+        try:
+            inspect_archive(model_path, max_bytes=SAFETY_MAX_MODEL_BYTES)
+        except ModelRejected as exc:
+            return RunResult(False, None, exc.reason, {"load_s": 0.0, "inference_s": 0.0, "transfer_s": 0.0,
+                                                       "total_s": time.perf_counter() - t0}, device)
+        header = {"op": "run", "model_path": os.path.abspath(model_path), "inputs_path": os.path.abspath(inputs_path),
+                  "inputs_key": inputs_key, "num_classes": int(num_classes), "time_limit_s": float(time_limit_s),
+                  "memory_limit_mb": int(memory_limit_mb), "batch_size": batch_size, "max_output_bytes": max_output_bytes}
+        reply, body = self._request(header, b"", float(time_limit_s) + REPLY_MARGIN_S)
+        timings = self._timings(reply, t0)
+        if not reply.get("ok"):
+            return RunResult(False, None, reply.get("reason") or "scoring failed", timings, reply.get("device", device),
+                             reply.get("layers") or {})
+        scores = np.frombuffer(body, dtype=np.float32).reshape(reply["shapes"][0]).copy()
+        try:
+            check_scores(scores, int(reply["n"]), int(num_classes))
+        except ModelRejected as exc:
+            return RunResult(False, None, exc.reason, timings, reply["device"], reply.get("layers") or {})
+        return RunResult(True, scores, None, timings, reply["device"], reply.get("layers") or {})
+
+    @staticmethod
+    def _timings(reply: dict, t0: float) -> dict[str, float]:
+        t = {k: float(v) for k, v in reply.get("timings", {}).items()}
+        t["total_s"] = time.perf_counter() - t0
+        inside = sum(t.get(k, 0.0) for k in ("inputs_s", "fork_s", "confine_s", "load_s", "inference_s"))
+        # Everything else: request and reply framing, result pipe, reaping; the sandbox's own cost.
+        t["transfer_s"] = max(t["total_s"] - inside, 0.0)
+        for k in ("load_s", "inference_s"):
+            t.setdefault(k, 0.0)
+        return t
+
+    def check(self, *, model_path: str, samples: np.ndarray, num_classes: int, time_limit_s: float,
+              memory_limit_mb: int) -> list[str]:
+        """Run the model on samples all at once and one at a time; return problems (empty = good)."""
+        try:
+            inspect_archive(model_path, max_bytes=SAFETY_MAX_MODEL_BYTES)
+        except ModelRejected as exc:
+            return [exc.reason]
+        samples = np.ascontiguousarray(samples, dtype=np.float32)
+        header = {"op": "check", "model_path": os.path.abspath(model_path), "samples_shape": list(samples.shape),
+                  "num_classes": int(num_classes), "time_limit_s": float(time_limit_s),
+                  "memory_limit_mb": int(memory_limit_mb)}
+        reply, body = self._request(header, samples.tobytes(), float(time_limit_s) + REPLY_MARGIN_S)
+        if not reply.get("ok"):
+            return [reply.get("reason") or "the model could not be run"]
+        (s1, s2) = reply["shapes"]
+        flat = np.frombuffer(body, dtype=np.float32)
+        whole = flat[: s1[0] * s1[1]].reshape(s1)
+        single = flat[s1[0] * s1[1]:].reshape(s2)
+        problems = []
+        for scores in (whole, single):
+            try:
+                check_scores(scores, len(samples), int(num_classes))
+            except ModelRejected as exc:
+                problems.append(exc.reason)
+                break
+        if not problems:
+            p = check_batch_independence(whole, single)
+            if p:
+                problems.append(p)
+        return problems

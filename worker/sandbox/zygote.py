@@ -1,0 +1,303 @@
+"""The pre-warmed scoring process: imports torch once, then forks one confined child per request.
+
+Started as a fresh interpreter (`python -m worker.sandbox.zygote FD`), never
+forked from the worker, so it holds no labels, secrets or broker connections.
+It speaks frames (worker.sandbox.protocol) on the socket FD.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import select
+import signal
+import socket
+import sys
+import time
+
+import numpy as np
+
+from worker.sandbox import probe, reasons
+from worker.sandbox.protocol import FrameParser, ProtocolError, read_frame, write_frame
+
+CACHE_SIZE = 4
+FRAME_SLACK = 64 * 1024
+DEFAULT_BATCH = {"cpu": 256, "cuda": 1024}
+
+
+def warm(threads: int) -> str:
+    """Import torch single-threaded and run a tiny scripted model once, so children import nothing."""
+    import io
+
+    import torch
+
+    # Children forked after a multi-threaded op hang in an OpenMP barrier: stay at one thread here.
+    torch.set_num_threads(1)
+    torch.set_num_interop_threads(1)
+    from worker.sandbox import child  # noqa: F401
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                              torch.nn.Flatten(), torch.nn.Linear(2 * 13 * 13, 3), torch.nn.Softmax(dim=1))
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(net.eval()), buf)
+    buf.seek(0)
+    loaded = torch.jit.load(buf).eval()
+    with torch.inference_mode():
+        loaded(torch.zeros(2, 1, 28, 28)).to("cpu", torch.float32).numpy()
+    return torch.__version__
+
+
+def pick_device(requested: str | None) -> str:
+    """Return "cuda:0" when asked for (or by default) and available without touching CUDA here."""
+    if requested == "cpu":
+        return "cpu"
+    import torch
+
+    # NVML-based check (env set by the pool) so this process never initialises CUDA and stays forkable.
+    if torch.cuda.is_available():
+        return "cuda:0" if requested in (None, "cuda") else requested
+    if requested not in (None, "cuda"):
+        raise RuntimeError(f"device {requested} requested but CUDA is not available")
+    return "cpu"
+
+
+class InputsCache:
+    """Test inputs (x only, never y) decoded once and kept by key, least recently used dropped."""
+
+    def __init__(self, size: int = CACHE_SIZE):
+        self.size = size
+        self.items: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
+
+    def get(self, key: str, path: str) -> tuple[np.ndarray, float]:
+        """Return (x, seconds spent loading) for key, loading x from the npz at path if needed."""
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key], 0.0
+        t0 = time.perf_counter()
+        with np.load(path, allow_pickle=False) as npz:
+            x = np.ascontiguousarray(npz["x"], dtype=np.float32)  # "y" is never read
+        self.items[key] = x
+        while len(self.items) > self.size:
+            self.items.popitem(last=False)
+        return x, time.perf_counter() - t0
+
+
+class Zygote:
+    """Serves requests from one pool over one socket."""
+
+    def __init__(self, sock: socket.socket, device: str, threads: int):
+        self.sock = sock
+        self.device = device
+        self.threads = threads
+        self.cache = InputsCache()
+
+    def _fork_child(self, req: dict, x: np.ndarray, model_path: str):
+        model_fd = os.open(model_path, os.O_RDONLY | os.O_CLOEXEC)
+        res_r, res_w = os.pipe()
+        t0 = time.perf_counter()
+        try:
+            pid = os.fork()
+        except OSError:
+            for fd in (model_fd, res_r, res_w):
+                os.close(fd)
+            raise
+        if pid == 0:
+            from worker.sandbox import child
+
+            os.close(res_r)
+            child.main(req=req, model_fd=model_fd, res_w=res_w, x=x, device=self.device, threads=self.threads)
+        os.close(model_fd)
+        os.close(res_w)
+        return pid, res_r, time.perf_counter() - t0
+
+    def _supervise(self, pid: int, res_r: int, deadline: float, cap: int) -> dict:
+        """Collect the child's frames until it ends; kill it at the deadline or when it oversteps."""
+        os.set_blocking(res_r, False)
+        pidfd = os.pidfd_open(pid)
+        parser = FrameParser(cap)
+        out = {"stage": None, "killed": None, "frames": [], "result": None, "exited": False}
+        poller = select.poll()
+        poller.register(res_r, select.POLLIN)
+        poller.register(pidfd, select.POLLIN)
+        poller.register(self.sock.fileno(), select.POLLIN)
+        pipe_open = True
+
+        def kill(why):
+            if out["killed"] is None:
+                out["killed"] = why
+            for fn in (os.killpg, os.kill):
+                try:
+                    fn(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+
+        while pipe_open or not out["exited"]:
+            left = deadline - time.monotonic()
+            if left <= 0 and not out["exited"]:
+                kill("time")
+                left = 1.0
+            for fd, ev in poller.poll(max(left, 0.0) * 1000):
+                if fd == res_r:
+                    try:
+                        chunk = os.read(res_r, 1 << 20)
+                    except BlockingIOError:
+                        continue
+                    if not chunk:
+                        pipe_open = False
+                        poller.unregister(res_r)
+                        continue
+                    try:
+                        parser.feed(chunk)
+                    except ProtocolError as exc:
+                        kill("output" if "cap" in str(exc) else "protocol")
+                        pipe_open = False
+                        poller.unregister(res_r)
+                    for header, payload in parser.frames:
+                        self._note(out, header, payload)
+                    parser.frames.clear()
+                    if out["result"] is not None:
+                        kill("done")
+                elif fd == pidfd:
+                    out["exited"] = True
+                    poller.unregister(pidfd)
+                elif fd == self.sock.fileno():
+                    if not self.sock.recv(1, socket.MSG_PEEK):
+                        kill("hangup")
+                        os.waitpid(pid, 0)
+                        raise SystemExit(0)
+                    poller.unregister(self.sock.fileno())
+        os.close(pidfd)
+        os.close(res_r)
+        _, status, usage = os.wait4(pid, 0)
+        out["status"] = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        out["maxrss_mb"] = usage.ru_maxrss / 1024
+        return out
+
+    @staticmethod
+    def _note(out: dict, header: dict, payload: bytes) -> None:
+        event = header.get("event")
+        if event == "confined":
+            out["stage"] = "confined"
+            out["layers"] = header.get("layers")
+            out["confine_s"] = header.get("confine_s")
+        elif event == "stage":
+            out["stage"] = header.get("stage")
+            out["load_s"] = header.get("load_s")
+        elif event in ("result", "error"):
+            out["result"] = (header, payload)
+
+    def handle_run(self, req: dict) -> tuple[dict, bytes]:
+        """Score one model on cached inputs; return the reply frame."""
+        t0 = time.perf_counter()
+        try:
+            x, inputs_s = (self.cache.get(req["inputs_key"], req["inputs_path"]) if req["op"] == "run"
+                           else (req["_samples"], 0.0))
+        except Exception as exc:
+            return {"ok": False, "infra": f"cannot read test inputs: {type(exc).__name__}: {exc}"}, b""
+        req = {k: v for k, v in req.items() if not k.startswith("_")}
+        kind = "cpu" if self.device == "cpu" else "cuda"
+        req["batch_size"] = int(req.get("batch_size") or DEFAULT_BATCH[kind])
+        parts = 2 if req["op"] == "check" else 1
+        expected = parts * len(x) * int(req["num_classes"]) * 4
+        cap = int(req.get("max_output_bytes") or expected) + FRAME_SLACK
+        try:
+            pid, res_r, fork_s = self._fork_child(req, x, req["model_path"])
+        except OSError as exc:
+            return {"ok": False, "infra": f"cannot start a scoring child: {exc}"}, b""
+        deadline = time.monotonic() + float(req["time_limit_s"])
+        out = self._supervise(pid, res_r, deadline, cap)
+        timings = {"inputs_s": inputs_s, "fork_s": fork_s, "confine_s": out.get("confine_s") or 0.0,
+                   "load_s": out.get("load_s") or 0.0, "inference_s": 0.0}
+        reply = {"ok": False, "n": len(x), "layers": out.get("layers"), "timings": timings,
+                 "device": self.device, "maxrss_mb": out["maxrss_mb"]}
+        mem_mb = int(req["memory_limit_mb"])
+        if out["result"] is not None:
+            header, payload = out["result"]
+            if header.get("event") == "error":
+                reply["reason"] = reasons.from_error(header, memory_limit_mb=mem_mb)
+                return self._finish(reply, t0), b""
+            shapes = header.get("shapes")
+            if not _valid_shapes(shapes, parts, len(payload)):
+                reply["reason"] = "the model corrupted its result (malformed scores)"
+                return self._finish(reply, t0), b""
+            timings["load_s"] = _num(header.get("load_s"))
+            timings["inference_s"] = _num(header.get("inference_s"))
+            reply.update(ok=True, shapes=shapes)
+            return self._finish(reply, t0), payload
+        if out["stage"] is None and out["killed"] is None:
+            reply["infra"] = f"the scoring child failed before confinement (status {out['status']})"
+            return self._finish(reply, t0), b""
+        if out["killed"] == "output":
+            reply["reason"] = f"the model produced more output than expected (over {cap // 1024} KB)"
+        elif out["killed"] == "protocol":
+            reply["reason"] = "the model corrupted its result channel"
+        else:
+            # Torch maps ~0.6 GB before the model; a crash within 64 MB of the limit is an allocation failure.
+            near = out["maxrss_mb"] >= mem_mb - 64
+            reply["reason"] = reasons.from_exit(out["status"], stage=out["stage"], limit_s=float(req["time_limit_s"]),
+                                                memory_limit_mb=mem_mb, near_memory_limit=near,
+                                                killed_by_us=out["killed"] == "time")
+        return self._finish(reply, t0), b""
+
+    @staticmethod
+    def _finish(reply: dict, t0: float) -> dict:
+        reply["timings"]["zygote_s"] = time.perf_counter() - t0
+        return reply
+
+    def serve(self, health: dict) -> None:
+        """Answer requests until the pool hangs up or says stop."""
+        fd = self.sock
+        write_frame(fd, {"event": "ready", "health": health})
+        while True:
+            try:
+                req, payload = read_frame(fd)
+            except ProtocolError:
+                return
+            op = req.get("op")
+            if op == "stop":
+                write_frame(fd, {"ok": True})
+                return
+            if op == "health":
+                write_frame(fd, {"ok": True, "health": health})
+                continue
+            if op == "check":
+                shape = req.get("samples_shape")
+                req["_samples"] = np.frombuffer(payload, dtype=np.float32).reshape(shape).copy()
+            if op in ("run", "check"):
+                header, body = self.handle_run(req)
+                write_frame(fd, header, body)
+            else:
+                write_frame(fd, {"ok": False, "infra": f"unknown op {op!r}"})
+
+
+def _num(v) -> float:
+    return float(v) if isinstance(v, (int, float)) and v == v and 0 <= v < 1e7 else 0.0
+
+
+def _valid_shapes(shapes, parts: int, nbytes: int) -> bool:
+    if not isinstance(shapes, list) or len(shapes) != parts:
+        return False
+    total = 0
+    for s in shapes:
+        if not (isinstance(s, list) and len(s) == 2 and all(isinstance(d, int) and 0 <= d < 2**31 for d in s)):
+            return False
+        total += s[0] * s[1] * 4
+    return total == nbytes
+
+
+def main(argv: list[str]) -> int:
+    """Run the zygote on the socket fd given in argv[1]."""
+    sock = socket.socket(fileno=int(argv[1]))
+    threads = int(os.environ.get("PODIUM_SANDBOX_THREADS", "1"))
+    t0 = time.perf_counter()
+    torch_version = warm(threads)
+    device = pick_device(os.environ.get("PODIUM_SANDBOX_DEVICE") or None)
+    health = probe.run_probe(device=device)
+    health.update(pid=os.getpid(), device=device, threads=threads, torch=torch_version,
+                  warmup_s=time.perf_counter() - t0)
+    Zygote(sock, device, threads).serve(health)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
