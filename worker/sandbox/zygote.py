@@ -22,7 +22,7 @@ from worker.sandbox.protocol import FrameParser, ProtocolError, read_frame, writ
 
 CACHE_SIZE = 4
 FRAME_SLACK = 64 * 1024
-DEFAULT_BATCH = {"cpu": 256, "cuda": 1024}
+DEFAULT_BATCH = {"cpu": 1024, "cuda": 1024}
 
 
 def warm(threads: int) -> str:
@@ -90,6 +90,7 @@ class Zygote:
         self.device = device
         self.threads = threads
         self.cache = InputsCache()
+        self.unreaped: dict | None = None
 
     def _fork_child(self, req: dict, x: np.ndarray, model_path: str):
         model_fd = os.open(model_path, os.O_RDONLY | os.O_CLOEXEC)
@@ -157,6 +158,8 @@ class Zygote:
                     parser.frames.clear()
                     if out["result"] is not None:
                         kill("done")
+                        pipe_open = False
+                        out["exited"] = True  # reaped after the reply, off the student's path
                 elif fd == pidfd:
                     out["exited"] = True
                     poller.unregister(pidfd)
@@ -168,10 +171,16 @@ class Zygote:
                     poller.unregister(self.sock.fileno())
         os.close(pidfd)
         os.close(res_r)
-        _, status, usage = os.wait4(pid, 0)
+        out["pid"] = pid
+        if out["result"] is None:
+            self._reap(out)
+        return out
+
+    @staticmethod
+    def _reap(out: dict) -> None:
+        _, status, usage = os.wait4(out["pid"], 0)
         out["status"] = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
         out["maxrss_mb"] = usage.ru_maxrss / 1024
-        return out
 
     @staticmethod
     def _note(out: dict, header: dict, payload: bytes) -> None:
@@ -206,10 +215,12 @@ class Zygote:
             return {"ok": False, "infra": f"cannot start a scoring child: {exc}"}, b""
         deadline = time.monotonic() + float(req["time_limit_s"])
         out = self._supervise(pid, res_r, deadline, cap)
+        if out["result"] is not None:
+            self.unreaped = out
         timings = {"inputs_s": inputs_s, "fork_s": fork_s, "confine_s": out.get("confine_s") or 0.0,
                    "load_s": out.get("load_s") or 0.0, "inference_s": 0.0}
         reply = {"ok": False, "n": len(x), "layers": out.get("layers"), "timings": timings,
-                 "device": self.device, "maxrss_mb": out["maxrss_mb"]}
+                 "device": self.device, "maxrss_mb": out.get("maxrss_mb")}
         mem_mb = int(req["memory_limit_mb"])
         if out["result"] is not None:
             header, payload = out["result"]
@@ -266,6 +277,9 @@ class Zygote:
             if op in ("run", "check"):
                 header, body = self.handle_run(req)
                 write_frame(fd, header, body)
+                if self.unreaped is not None:
+                    self._reap(self.unreaped)
+                    self.unreaped = None
             else:
                 write_frame(fd, {"ok": False, "infra": f"unknown op {op!r}"})
 
