@@ -30,7 +30,7 @@ def is_up_to_date(bundle_dir: Path, stamp: str) -> bool:
     return path.is_file() and path.read_text().strip() == stamp
 
 
-def _builder(name: str):
+def builder_module(name: str):
     """Return challenges.<name>.build, or None when that challenge has no builder yet."""
     module_name = f"challenges.{name}.build"
     try:
@@ -41,12 +41,12 @@ def _builder(name: str):
         raise
 
 
-def build_all(dest_root: Path, force: bool = False) -> list[Path]:
-    """Build each bundled challenge into dest_root/<slug-like name>, skipping ones already up to date."""
+def build_all(dest_root: Path, force: bool = False, names: list[str] | None = None) -> list[Path]:
+    """Build each bundled challenge (or just `names`) into dest_root/<name with - for _>, skipping ones up to date."""
     dest_root = Path(dest_root)
     built = []
-    for name in BUNDLED:
-        module = _builder(name)
+    for name in BUNDLED if names is None else names:
+        module = builder_module(name)
         if module is None:
             continue
         dest = dest_root / name.replace("_", "-")
@@ -65,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m challenges.build", description=__doc__)
     parser.add_argument("dest", nargs="?", default="var/challenges", type=Path)
     parser.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    parser.add_argument("--only", action="append", choices=BUNDLED, help="build just this challenge (repeatable)")
     args = parser.parse_args(argv)
-    for path in build_all(args.dest, force=args.force):
+    for path in build_all(args.dest, force=args.force, names=args.only):
         print(path)
     return 0
 

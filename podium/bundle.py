@@ -159,6 +159,22 @@ def _recipe(src, v) -> dict:
     return dict(v)
 
 
+def _check_recipe(src, recipe: dict, shape: tuple[int, ...]) -> dict:
+    """Return the recipe completed with defaults, checking that it yields input_shape."""
+    from podium.features import input_shape, validate_recipe
+
+    try:
+        full = validate_recipe(recipe)
+        produced = tuple(input_shape(full))
+    except ValueError as exc:
+        raise BundleError(f"{src}: {exc}") from None
+    if produced != shape:
+        raise BundleError(
+            f"{src}: key 'input_shape' is {list(shape)} but the [features] recipe gives {list(produced)}"
+        )
+    return full
+
+
 _FIELDS = {
     "slug", "title", "summary", "kind", "labels", "input_shape", "metric", "public_fraction",
     "split_seed", "opens_at", "deadline", "daily_limit", "max_model_mb", "time_limit_s",
@@ -208,11 +224,9 @@ def parse_spec(toml_text: str, source: str = "challenge.toml") -> ChallengeSpec:
     if kind == "spectrogram":
         if recipe is None:
             raise BundleError(f"{src}: a spectrogram challenge needs a [features] table (the feature recipe)")
-        if len(shape) != 3 or shape[0] != 1:
-            raise BundleError(f"{src}: key 'input_shape' must be [1, n_mels, frames] for a spectrogram challenge, got {list(shape)}")
-        n_mels = recipe.get("n_mels")
-        if n_mels is not None and n_mels != shape[1]:
-            raise BundleError(f"{src}: key 'input_shape' has {shape[1]} mel bands but 'features.n_mels' is {n_mels!r}")
+        recipe = _check_recipe(src, recipe, shape)
+    elif recipe is not None:
+        raise BundleError(f"{src}: a [features] table is only for kind = \"spectrogram\", not {kind!r}")
 
     return ChallengeSpec(
         slug=slug,
@@ -244,7 +258,8 @@ def check_arrays(spec: ChallengeSpec, x, y, source: str) -> tuple[np.ndarray, np
     """Validate one split's arrays against the spec; return x as float32 and y as int64."""
     x, y = np.asarray(x), np.asarray(y)
     if x.dtype.kind == "f" or (x.dtype.kind in "iu" and np.can_cast(x.dtype, np.float32, "safe")):
-        x = x.astype(np.float32, copy=False)
+        with np.errstate(over="ignore"):  # values beyond float32 become Inf, refused just below
+            x = x.astype(np.float32, copy=False)
     else:
         raise BundleError(f"{source}: x has dtype {x.dtype}, expected float32")
     if y.dtype.kind not in "iu":
@@ -276,9 +291,10 @@ def check_arrays(spec: ChallengeSpec, x, y, source: str) -> tuple[np.ndarray, np
 def _read_npz(path: Path, source: str) -> tuple[np.ndarray, np.ndarray]:
     """Return the x and y arrays of an .npz file, never unpickling anything."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise BundleError(f"{source}: not an .npz archive (np.savez writes one)")
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise BundleError(f"{source}: not an .npz archive (np.savez writes one)")
+        with data:
             arrays = {}
             for key in ("x", "y"):
                 if key not in data.files:
