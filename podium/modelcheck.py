@@ -114,13 +114,16 @@ def check_batch_independence(whole: np.ndarray, one_by_one: np.ndarray) -> str |
         return None
     worst = float(np.max(np.abs(whole - one_by_one)))
     return (
-        f"scores change with the batch size (max difference {worst:.3g}); call model.eval() before exporting "
-        "(BatchNorm/Dropout in training mode) and do not mix samples inside a batch"
+        f"scores change with the batch size (max difference {worst:.3g}): forward() must treat each sample on "
+        "its own; do not compute statistics across the batch (x.mean(0), F.batch_norm with training=True)"
     )
 
 
-def check_model_file(path, *, challenge: dict | None = None, samples=None) -> list[str]:
-    """Run every check a model must pass before grading; return problems, each with its fix."""
+def check_model_file(path, *, challenge: dict | None = None, samples=None, pool=None) -> list[str]:
+    """Run every check a model must pass before grading; return problems, each with its fix.
+
+    pool: a started worker.sandbox.ScoringPool to reuse; without one, a pool is started and closed here.
+    """
     challenge = challenge or {}
     max_bytes = int(challenge.get("max_model_mb", 100)) * 2**20
     try:
@@ -141,7 +144,8 @@ def check_model_file(path, *, challenge: dict | None = None, samples=None) -> li
         return ["the challenge declares no labels, so the output cannot be checked"]
     from worker.sandbox import ScoringPool
 
-    pool = ScoringPool()
+    own = pool is None
+    pool = pool or ScoringPool()
     try:
         pool.start()
         return pool.check(
@@ -152,4 +156,5 @@ def check_model_file(path, *, challenge: dict | None = None, samples=None) -> li
             memory_limit_mb=int(challenge.get("memory_limit_mb", 2048)),
         )
     finally:
-        pool.close()
+        if own:
+            pool.close()

@@ -1,0 +1,1 @@
+"""Red-team corpus: hostile model files and the tests that run them through the sandbox."""
