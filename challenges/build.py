@@ -10,16 +10,18 @@ from pathlib import Path
 BUNDLED = ["digits", "spoken_commands"]
 STAMP = ".podium-build"
 HERE = Path(__file__).resolve().parent
+# Code outside challenges/<name>/ whose changes alter what the builders write.
+SHARED_MODULES = ("podium.bundle", "podium.features")
 
 
 def source_hash(name: str) -> str:
-    """Return a sha256 over the files of challenges/<name>/ (builder, metadata, starter kit) and podium's bundle writer."""
+    """Return a sha256 over the files of challenges/<name>/ (builder, metadata, starter kit) and the shared modules."""
     digest = hashlib.sha256()
     package = HERE / name
-    files = [p for p in sorted(package.rglob("*")) if p.is_file() and "__pycache__" not in p.parts]
-    files.append(Path(importlib.import_module("podium.bundle").__file__))
-    for path in files:
-        rel = path.relative_to(HERE.parent).as_posix() if path.is_relative_to(HERE.parent) else path.name
+    files = [(p.relative_to(package).as_posix(), p) for p in sorted(package.rglob("*"))
+             if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"]
+    files += [(m, Path(importlib.import_module(m).__file__)) for m in SHARED_MODULES]
+    for rel, path in files:
         digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
