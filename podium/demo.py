@@ -1,0 +1,105 @@
+"""`podium demo`: the embedded set-up on one machine (SQLite, SQLite broker, web + worker + beat)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from podium import admin
+from podium.config import Settings
+
+DEMO_INSTRUCTOR = ("instructor", "instructor")
+DEMO_STUDENT = ("student", "student")
+
+
+def prepare(settings: Settings, log=print) -> dict:
+    """Migrate, build and publish the bundled challenges, create the demo accounts; returns tokens."""
+    from challenges.build import build_all
+    admin.db_upgrade(settings)
+    bundles_dir = settings.data_dir / "bundles"
+    log(f"building bundled challenges in {bundles_dir} ...")
+    slugs = [admin.add_challenge(settings, path, replace=True) for path in build_all(bundles_dir)]
+    for name, password in (DEMO_INSTRUCTOR, DEMO_STUDENT):
+        try:
+            admin.add_user(settings, name, name, password=password)
+        except ValueError:
+            pass  # already there from an earlier demo run
+    return {"slugs": slugs, "student_token": admin.new_token(settings, DEMO_STUDENT[0], "demo"),
+            "instructor_token": admin.new_token(settings, DEMO_INSTRUCTOR[0], "demo")}
+
+
+def _spawn(args: list[str], env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "podium.cli", *args], env=env, start_new_session=True)
+
+
+def _wait_http(url: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=2).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the web server did not answer at {url}")
+
+
+def stop(procs: list[subprocess.Popen], timeout_s: float = 20) -> None:
+    """SIGTERM every process group, then SIGKILL what is left."""
+    for p in procs:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + timeout_s
+    for p in procs:
+        try:
+            p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+def run(settings: Settings, port: int = 5000) -> int:
+    """Prepare, start web + worker + beat, print how to use them, and stop everything on Ctrl-C."""
+    info = prepare(settings)
+    env = dict(os.environ, PODIUM_DATA_DIR=str(settings.data_dir), PODIUM_DATABASE_URL=settings.database_url,
+               PODIUM_BROKER_URL=settings.broker_url)
+    url = f"http://127.0.0.1:{port}"
+    procs = [_spawn(["serve", "--port", str(port), "--workers", "1"], env), _spawn(["worker"], env), _spawn(["beat"], env)]
+    try:
+        _wait_http(f"{url}/healthz")
+        print(f"""
+Podium is running at {url}
+  instructor login: {DEMO_INSTRUCTOR[0]} / {DEMO_INSTRUCTOR[1]}    student login: {DEMO_STUDENT[0]} / {DEMO_STUDENT[1]}
+  student token:    {info['student_token']}
+  challenges:       {', '.join(info['slugs'])}
+
+Try, in another terminal:
+  export PODIUM_URL={url} PODIUM_TOKEN={info['student_token']}
+  .venv/bin/podium starter digits ./digits-kit && cd digits-kit && ../.venv/bin/python train.py
+  ../.venv/bin/podium submit model.pt --challenge digits --wait
+
+Press Ctrl-C to stop.""", flush=True)
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        print("a Podium process exited; stopping the others", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+        return 0
+    finally:
+        stop(procs)
+
+
+def default_settings() -> Settings:
+    """The demo's settings: the environment's, with the data dir created."""
+    settings = Settings.from_env()
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    return settings

@@ -1,0 +1,50 @@
+"""Running the long-lived server processes: web (gunicorn), worker and beat (Celery)."""
+from __future__ import annotations
+
+import os
+
+from podium.config import Settings
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 5000, workers: int = 2, threads: int = 4) -> None:
+    """Run the web app under gunicorn (threads, so slow uploads do not block others)."""
+    from gunicorn.app.base import BaseApplication
+
+    from server.app import create_app
+
+    class _Gunicorn(BaseApplication):
+        def load_config(self):
+            for key, value in {"bind": f"{host}:{port}", "workers": workers, "threads": threads,
+                               "worker_class": "gthread", "timeout": 120, "graceful_timeout": 10,
+                               "accesslog": os.environ.get("PODIUM_ACCESS_LOG"), "loglevel": "info"}.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            return create_app(settings)
+
+    _Gunicorn().run()
+
+
+def worker(settings: Settings, queues: str = "podium", concurrency: int = 1, hostname: str | None = None,
+           max_tasks_per_child: int = 200, loglevel: str = "INFO") -> None:
+    """Run one Celery worker: concurrency 1 and prefetch 1 per GPU (or CPU host)."""
+    from worker.celery_app import create_celery
+    app = create_celery(settings)
+    app.set_current()
+    app.set_default()
+    argv = ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", "--pool=prefork",
+            f"--queues={queues}", f"--max-tasks-per-child={max_tasks_per_child}", "--without-gossip",
+            "--without-mingle"]
+    if hostname:
+        argv.append(f"--hostname={hostname}")
+    app.worker_main(argv)
+
+
+def beat(settings: Settings, interval_s: float = 30.0, loglevel: str = "INFO") -> None:
+    """Run Celery beat with the reaper schedule."""
+    from worker.celery_app import REAP_TASK, create_celery
+    app = create_celery(settings)
+    app.set_current()
+    app.conf.beat_schedule = {"podium-reaper": {"task": REAP_TASK, "schedule": interval_s}}
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app.Beat(loglevel=loglevel, schedule=str(settings.data_dir / "beat-schedule")).run()

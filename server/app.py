@@ -1,0 +1,45 @@
+"""The Flask application factory."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from sqlalchemy import text
+
+from podium.config import Settings
+from server.api import api
+from server.errors import register_error_handlers
+from server.services import Services, close_db_session, db_session
+from server.uploads import PodiumRequest
+from server.web import web
+from server.web_auth import init_login
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the web app for these settings (from the environment when none are given)."""
+    settings = settings or Settings.from_env()
+    settings.check()
+    app = Flask(__name__)
+    app.request_class = PodiumRequest
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=int(settings.max_upload_mb * (1 << 20)) + 64 * 1024,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["podium"] = Services(settings)
+    init_login(app)
+    register_error_handlers(app)
+    app.register_blueprint(api)
+    app.register_blueprint(web)
+    app.teardown_appcontext(close_db_session)
+
+    @app.get("/healthz")
+    def healthz():
+        """Liveness and database reachability."""
+        db_session().execute(text("SELECT 1"))
+        return jsonify({"status": "ok"})
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return app

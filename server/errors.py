@@ -1,0 +1,62 @@
+"""JSON errors for the API: {"error": {"code", "message"}} with the right HTTP status."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, request
+from sqlalchemy.exc import OperationalError, InterfaceError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error answered to the client as JSON."""
+
+    def __init__(self, status: int, code: str, message: str, **extra):
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+
+def error_response(status: int, code: str, message: str, **extra):
+    """Build the JSON error body and status."""
+    body = {"error": {"code": code, "message": message, **extra}}
+    resp = jsonify(body)
+    resp.status_code = status
+    return resp
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def register_error_handlers(app: Flask) -> None:
+    """JSON for API paths (and clients asking for JSON); HTML pages keep Flask's own pages."""
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return error_response(exc.status, exc.code, exc.message, **exc.extra)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        if not _wants_json():
+            return exc
+        code = (exc.name or "error").lower().replace(" ", "_")
+        message = exc.description or exc.name
+        if exc.code == 413:
+            message = "the upload is larger than this server accepts"
+        return error_response(exc.code or 500, code, message)
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    def _db_down(exc):
+        log.error("database unavailable: %s", exc.__class__.__name__)
+        return error_response(503, "database_unavailable",
+                              "the database is not reachable right now; please retry in a minute")
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if _wants_json():
+            return error_response(500, "internal_error", "something went wrong on the server")
+        return "Internal server error", 500

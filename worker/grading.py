@@ -1,0 +1,192 @@
+"""Grading one submission: claim the row, score in the sandbox, write the result in one short transaction."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from podium.modelcheck import ModelRejected, inspect_archive
+from server import states
+from server.models import Score, Submission, utcnow
+from server.queueing import enqueue
+from worker.runtime import WorkerRuntime
+from worker.scoring import Evaluation, evaluate
+
+log = logging.getLogger(__name__)
+
+LEASE_S = 30.0
+HEARTBEAT_S = 5.0
+MAX_INFRA_RETRIES = 3
+MB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Job:
+    """Plain copy of what scoring needs, so no DB session stays open while the model runs."""
+
+    submission_id: int
+    attempt: int
+    model_sha256: str
+    test_sha256: str
+    num_classes: int
+    metric: str
+    public_fraction: float
+    split_seed: int
+    time_limit_s: float
+    memory_limit_mb: int
+    max_model_mb: float
+    queue: str | None
+    queue_wait_s: float
+
+
+@dataclass
+class Outcome:
+    """What scoring produced: an evaluation, or a reason the model failed."""
+
+    evaluation: Evaluation | None = None
+    reason: str | None = None
+    timings: dict = field(default_factory=dict)
+    device: str | None = None
+
+
+class InfrastructureError(Exception):
+    """Grading could not happen for reasons that are not the student's fault."""
+
+
+def load_job(session, submission_id: int, attempt: int) -> Job | None:
+    """The job for this message, or None when the row is gone, finished, or on a newer attempt."""
+    sub = session.get(Submission, submission_id)
+    if sub is None or sub.attempt != attempt or sub.status in states.FINISHED:
+        return None
+    c = sub.challenge
+    since = sub.enqueued_at or sub.created_at
+    return Job(submission_id=sub.id, attempt=sub.attempt, model_sha256=sub.model_sha256, test_sha256=c.test_sha256,
+               num_classes=c.num_classes, metric=c.metric, public_fraction=c.public_fraction, split_seed=c.split_seed,
+               time_limit_s=c.time_limit_s, memory_limit_mb=c.memory_limit_mb, max_model_mb=c.max_model_mb,
+               queue=c.queue, queue_wait_s=max(0.0, (utcnow() - since).total_seconds()))
+
+
+class Heartbeat:
+    """Renews the row's lease in the background while the model runs, each time in its own short session."""
+
+    def __init__(self, rt: WorkerRuntime, submission_id: int, attempt: int):
+        self.rt, self.submission_id, self.attempt = rt, submission_id, attempt
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{submission_id}", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                with self.rt.db.session() as s:
+                    states.renew_lease(s, self.submission_id, self.attempt, LEASE_S)
+            except Exception as exc:  # a missed beat is survivable; the lease has slack for several
+                log.warning("lease renewal for submission %s failed: %s", self.submission_id, exc)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=HEARTBEAT_S + 1)
+
+
+def run_job(rt: WorkerRuntime, job: Job) -> Outcome:
+    """Check the archive, run the model in a confined child, evaluate against the labels held here."""
+    from worker.sandbox import SandboxUnavailable  # the sandbox imports numpy/torch helpers lazily
+    t0 = time.perf_counter()
+    try:
+        model_path = rt.store.local_path(job.model_sha256)
+        inputs_path = rt.store.local_path(job.test_sha256)
+    except FileNotFoundError as exc:
+        raise InfrastructureError(str(exc)) from exc
+    try:
+        inspect_archive(model_path, max_bytes=int(job.max_model_mb * MB))
+    except ModelRejected as exc:
+        return Outcome(reason=exc.reason)
+    labels, public = rt.labels(job.test_sha256, job.public_fraction, job.split_seed)
+    try:
+        result = rt.pool.run(model_path=str(model_path), inputs_path=str(inputs_path), inputs_key=job.test_sha256,
+                             num_classes=job.num_classes, time_limit_s=job.time_limit_s,
+                             memory_limit_mb=job.memory_limit_mb)
+    except SandboxUnavailable as exc:
+        raise InfrastructureError(str(exc)) from exc
+    timings = {"queue_wait_s": job.queue_wait_s, **{k: float(v) for k, v in result.timings.items()}}
+    if not result.ok:
+        return Outcome(reason=result.reason, timings=timings, device=result.device)
+    if result.scores.shape[0] != labels.shape[0]:
+        return Outcome(reason=f"output shape {list(result.scores.shape)}, expected [{labels.shape[0]}, {job.num_classes}]",
+                       timings=timings, device=result.device)
+    t_metric = time.perf_counter()
+    evaluation = evaluate(result.scores, labels, public, job.metric, job.num_classes)
+    timings["metric_s"] = time.perf_counter() - t_metric
+    timings["worker_total_s"] = time.perf_counter() - t0
+    return Outcome(evaluation=evaluation, timings=timings, device=result.device)
+
+
+def record(rt: WorkerRuntime, job: Job, outcome: Outcome) -> bool:
+    """Write the outcome in one transaction; False when the row moved on meanwhile (nothing written)."""
+    t0 = time.perf_counter()
+    with rt.db.session() as s:
+        if outcome.evaluation is None:
+            return states.fail(s, job.submission_id, outcome.reason or "scoring failed", attempt=job.attempt)
+        sub = s.get(Submission, job.submission_id)
+        if sub is None or sub.attempt != job.attempt or sub.status != states.RUNNING:
+            return False
+        if sub.score is not None:  # a re-score replaces the old result
+            s.delete(sub.score)
+            s.flush()
+        e = outcome.evaluation
+        timings = dict(outcome.timings, db_write_s=time.perf_counter() - t0)
+        s.add(Score(submission_id=sub.id, challenge_id=sub.challenge_id, user_id=sub.user_id, metric=job.metric,
+                    public_score=e.public_score, private_score=e.private_score, n_public=e.n_public,
+                    n_private=e.n_private, public_per_class=e.public_per_class, public_confusion=e.public_confusion,
+                    timings=timings, device=outcome.device, versions=versions()))
+        if not states.finish_scored(s, job.submission_id, job.attempt):
+            s.rollback()
+            return False
+        return True
+
+
+def versions() -> dict:
+    """Versions recorded with each score."""
+    import importlib.metadata as md
+    import torch
+    return {"podium": md.version("podium"), "torch": torch.__version__, "cuda": torch.version.cuda}
+
+
+def handle_infrastructure_error(rt: WorkerRuntime, job: Job, exc: Exception) -> str:
+    """Hand the row back for another try, or fail it as the platform's fault after a few."""
+    log.error("infrastructure error on submission %s: %s", job.submission_id, exc)
+    with rt.db.session() as s:
+        sub = s.get(Submission, job.submission_id)
+        if sub is not None and sub.infra_retries < MAX_INFRA_RETRIES:
+            if states.requeue(s, job.submission_id, attempt=job.attempt):
+                s.commit()
+                if rt.celery is not None:
+                    enqueue(rt.celery, s, job.submission_id, job.attempt + 1, job.queue or "podium")
+                return "requeued"
+        states.fail(s, job.submission_id, states.INFRA_ERROR, kind=states.FAILURE_INFRA, attempt=job.attempt)
+    return "failed"
+
+
+def grade(rt: WorkerRuntime, submission_id: int, attempt: int) -> str:
+    """Grade one submission attempt; safe to call twice for the same message (idempotent)."""
+    with rt.db.session() as s:
+        job = load_job(s, submission_id, attempt)
+        if job is None:
+            log.info("submission %s attempt %s: nothing to do (finished, stale or missing)", submission_id, attempt)
+            return "skipped"
+        if not states.claim(s, submission_id, attempt, rt.name, LEASE_S):
+            log.info("submission %s attempt %s is being graded elsewhere", submission_id, attempt)
+            return "skipped"
+    try:
+        with Heartbeat(rt, submission_id, attempt):
+            outcome = run_job(rt, job)
+    except InfrastructureError as exc:
+        return handle_infrastructure_error(rt, job, exc)
+    written = record(rt, job, outcome)
+    status = "scored" if outcome.evaluation is not None else "failed"
+    log.info("submission %s attempt %s: %s%s", submission_id, attempt, status, "" if written else " (row moved on; dropped)")
+    return status if written else "dropped"

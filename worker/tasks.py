@@ -1,0 +1,40 @@
+"""Celery tasks: thin wrappers that take ids and hand off to plain modules."""
+from __future__ import annotations
+
+from celery import shared_task
+from celery.signals import worker_process_init, worker_process_shutdown
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from worker.celery_app import REAP_TASK, SCORE_TASK
+
+
+@shared_task(name=SCORE_TASK, bind=True, acks_late=True, autoretry_for=(OperationalError, InterfaceError),
+             retry_backoff=True, retry_backoff_max=60, max_retries=20)
+def score_submission(self, submission_id: int, attempt: int = 1) -> str:
+    """Grade one submission attempt (the message carries ids only)."""
+    from worker.grading import grade
+    from worker.runtime import get_runtime
+    return grade(get_runtime(self.app), int(submission_id), int(attempt))
+
+
+@shared_task(name=REAP_TASK, bind=True)
+def reap(self) -> dict:
+    """Find stuck rows and re-enqueue or fail them."""
+    from worker.reaper import reap_stuck
+    from worker.runtime import get_runtime
+    return reap_stuck(get_runtime(self.app))
+
+
+@worker_process_init.connect
+def _warm_up(sender=None, **_kwargs) -> None:
+    """Start the scoring pool as soon as a worker process exists, so the first student does not wait for it."""
+    from celery import current_app
+    from worker.runtime import get_runtime
+    if getattr(current_app.conf, "podium_settings", None) is not None and current_app.conf.get("podium_warm_pool", True):
+        get_runtime(current_app).pool
+
+
+@worker_process_shutdown.connect
+def _shut_down(**_kwargs) -> None:
+    from worker.runtime import close_runtime
+    close_runtime()
