@@ -126,7 +126,8 @@ def _when(src, key, v) -> dt.datetime:
         except ValueError:
             raise BundleError(f"{src}: key '{key}' is not an ISO 8601 date-time: {v!r}") from None
     if not isinstance(v, dt.datetime):
-        raise BundleError(f"{src}: key '{key}' must be an ISO 8601 date-time with offset, got {v!r}")
+        shown = v.isoformat() if isinstance(v, (dt.date, dt.time)) else repr(v)
+        raise BundleError(f"{src}: key '{key}' must be an ISO 8601 date-time with offset, got {shown}")
     if v.tzinfo is None or v.utcoffset() is None:
         raise BundleError(f"{src}: key '{key}' has no UTC offset: write e.g. {v.isoformat()}+00:00")
     return v

@@ -21,6 +21,7 @@ def public_mask(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     # Classes in sorted order and one permutation each, so the mask depends only on (y, fraction, seed).
     for label in np.unique(y):
         rows = np.flatnonzero(y == label)
+        # Python's round (halves to even), never below one public row per class.
         k = min(rows.size, max(1, int(round(fraction * rows.size))))
         mask[rows[rng.permutation(rows.size)[:k]]] = True
     return mask

@@ -171,6 +171,8 @@ def test_parse_spec_refusals(fields, match):
 
 
 def test_parse_spec_refuses_bad_recipes_and_bad_toml():
+    with pytest.raises(BundleError, match="key 'opens_at' must be an ISO 8601 date-time with offset, got 2026-01-01$"):
+        parse_spec(toml_text(BASE) + "opens_at = 2026-01-01\n")
     with pytest.raises(BundleError, match="not valid TOML"):
         parse_spec("slug = \n")
     spectro = {**BASE, "kind": "spectrogram", "input_shape": recipe_shape(RECIPE)}
