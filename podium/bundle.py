@@ -79,7 +79,7 @@ class ChallengeSpec:
         return meta
 
 
-@dataclass
+@dataclass(eq=False)  # arrays have no single truth value; compare fields explicitly
 class Bundle:
     """A loaded, validated challenge bundle."""
 
