@@ -56,3 +56,9 @@ def add_challenge(settings: Settings, path: Path, replace: bool = False) -> str:
             return publish(s, open_store(settings), Path(path), replace=replace).slug
     finally:
         db.dispose()
+
+
+def slug_of(bundle: Path) -> str:
+    """The slug a bundle folder declares."""
+    from podium.bundle import parse_spec
+    return parse_spec((Path(bundle) / "challenge.toml").read_text()).slug

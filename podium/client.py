@@ -55,6 +55,10 @@ class PodiumClient:
         """One submission."""
         return self._call("GET", f"/submissions/{sub_id}").json()
 
+    def submissions(self, slug: str) -> list[dict]:
+        """The caller's submissions to a challenge (all of them for instructors)."""
+        return self._call("GET", f"/challenges/{slug}/submissions").json()
+
     def leaderboard(self, slug: str) -> dict:
         """The leaderboard JSON."""
         return self._call("GET", f"/challenges/{slug}/leaderboard").json()

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -23,13 +24,14 @@ def prepare(settings: Settings, log=print) -> dict:
     admin.db_upgrade(settings)
     bundles_dir = settings.data_dir / "bundles"
     log(f"building bundled challenges in {bundles_dir} ...")
-    slugs = [admin.add_challenge(settings, path, replace=True) for path in build_all(bundles_dir)]
+    bundles = build_all(bundles_dir)
+    slugs = [admin.add_challenge(settings, path, replace=True) for path in bundles]
     for name, password in (DEMO_INSTRUCTOR, DEMO_STUDENT):
         try:
             admin.add_user(settings, name, name, password=password)
         except ValueError:
             pass  # already there from an earlier demo run
-    return {"slugs": slugs, "student_token": admin.new_token(settings, DEMO_STUDENT[0], "demo"),
+    return {"slugs": slugs, "bundles": bundles, "student_token": admin.new_token(settings, DEMO_STUDENT[0], "demo"),
             "instructor_token": admin.new_token(settings, DEMO_INSTRUCTOR[0], "demo")}
 
 
@@ -66,6 +68,16 @@ def stop(procs: list[subprocess.Popen], timeout_s: float = 20) -> None:
             p.wait()
 
 
+def _baselines(settings: Settings, url: str, bundles: list[Path]) -> None:
+    """Train and submit the starter-kit baselines in the background, so the demo is usable at once."""
+    from podium.baseline import submit_baselines
+    try:
+        scores = submit_baselines(settings, url, bundles)
+        print("baseline rows: " + ", ".join(f"{slug} {score:.4f}" for slug, score in scores.items()), flush=True)
+    except Exception as exc:  # the demo still works without baseline rows
+        print(f"could not add baseline rows: {exc}", file=sys.stderr, flush=True)
+
+
 def run(settings: Settings, port: int = 5000) -> int:
     """Prepare, start web + worker + beat, print how to use them, and stop everything on Ctrl-C."""
     info = prepare(settings)
@@ -87,6 +99,7 @@ Try, in another terminal:
   ../.venv/bin/podium submit model.pt --challenge digits --wait
 
 Press Ctrl-C to stop.""", flush=True)
+        threading.Thread(target=_baselines, args=(settings, url, info["bundles"]), daemon=True).start()
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
         print("a Podium process exited; stopping the others", file=sys.stderr)
