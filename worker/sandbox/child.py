@@ -91,9 +91,12 @@ def _prepare_cuda(device: str, memory_limit_mb: int) -> None:
     torch.cuda.synchronize(dev)
 
 
-def _error(res_w: int, stage: str, exc: BaseException) -> None:
+def _error(res_w: int, stage: str, exc: BaseException, **timings: float) -> None:
     msg = f"{type(exc).__name__}: {exc}" if not isinstance(exc, _OutputProblem) else str(exc)
-    write_frame(res_w, {"event": "error", "stage": stage, "output": isinstance(exc, _OutputProblem), "message": msg[-MAX_MESSAGE:] if "Traceback of TorchScript" in msg else msg[:MAX_MESSAGE]})
+    # TorchScript puts the model's own message last, after its traceback.
+    msg = msg[-MAX_MESSAGE:] if "Traceback of TorchScript" in msg else msg[:MAX_MESSAGE]
+    write_frame(res_w, {"event": "error", "stage": stage, "output": isinstance(exc, _OutputProblem), "message": msg,
+                        **timings})
 
 
 def serve(*, req: dict, model_fd: int, res_w: int, x: np.ndarray, device: str, threads: int) -> None:
@@ -112,7 +115,7 @@ def serve(*, req: dict, model_fd: int, res_w: int, x: np.ndarray, device: str, t
         del data
         model.eval()
     except BaseException as exc:
-        _error(res_w, "load", exc)
+        _error(res_w, "load", exc, load_s=time.perf_counter() - t1)
         return
     t2 = time.perf_counter()
     problem = signature_problem(model)
@@ -127,7 +130,7 @@ def serve(*, req: dict, model_fd: int, res_w: int, x: np.ndarray, device: str, t
         else:
             arrays = [infer(model, x, int(req["batch_size"]), device, num_classes)]
     except BaseException as exc:
-        _error(res_w, "forward", exc)
+        _error(res_w, "forward", exc, load_s=t2 - t1, inference_s=time.perf_counter() - t2)
         return
     t3 = time.perf_counter()
     payload = b"".join(np.ascontiguousarray(a, dtype=np.float32).tobytes() for a in arrays)

@@ -114,6 +114,11 @@ class ScoringPool:
         """Return the confinement layers, what a confined child was proven unable to do, device and pid."""
         with self._lock:
             self.start()
+            try:
+                reply, _ = self._request({"op": "health"}, b"", 10.0)
+                self._health = reply.get("health", self._health)
+            except SandboxUnavailable:
+                pass
             return dict(self._health, alive=self._alive())
 
     def close(self) -> None:

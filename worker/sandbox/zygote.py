@@ -224,6 +224,9 @@ class Zygote:
         mem_mb = int(req["memory_limit_mb"])
         if out["result"] is not None:
             header, payload = out["result"]
+            for key in ("load_s", "inference_s"):
+                if key in header:
+                    timings[key] = _num(header[key])
             if header.get("event") == "error":
                 reply["reason"] = reasons.from_error(header, memory_limit_mb=mem_mb)
                 return self._finish(reply, t0), b""
@@ -231,8 +234,6 @@ class Zygote:
             if not _valid_shapes(shapes, parts, len(payload)):
                 reply["reason"] = "the model corrupted its result (malformed scores)"
                 return self._finish(reply, t0), b""
-            timings["load_s"] = _num(header.get("load_s"))
-            timings["inference_s"] = _num(header.get("inference_s"))
             reply.update(ok=True, shapes=shapes)
             return self._finish(reply, t0), payload
         if out["stage"] is None and out["killed"] is None:
