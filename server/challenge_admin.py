@@ -17,7 +17,7 @@ MAX_BUNDLE_BYTES = 2 << 30
 MAX_BUNDLE_FILES = 200_000
 
 
-class ChallengeExists(Exception):
+class ChallengeExists(ValueError):
     """A challenge with this slug exists and replacing it was not asked for."""
 
 
