@@ -169,3 +169,15 @@ class Score(Base):
 
 
 Index("ix_scores_board", Score.challenge_id, Score.user_id, Score.public_score)
+
+
+class Rescore(Base):
+    """An instructor's re-score request, with the scores as they were before, so the change can be reported."""
+
+    __tablename__ = "rescores"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    challenge_id: Mapped[int] = mapped_column(ForeignKey("challenges.id"), index=True)
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # [{"id", "status", "public_score", "private_score"}] of every submission the request re-opened.
+    before: Mapped[list] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: 2a1fc01415fd
+Revision ID: 0fee80c27c5a
 Revises: 
-Create Date: 2026-11-25 13:51:01.550956
+Create Date: 2026-11-25 14:07:50.911568
 """
 from alembic import op
 import sqlalchemy as sa
 import server.models
 
 
-revision = '2a1fc01415fd'
+revision = '0fee80c27c5a'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -88,6 +88,19 @@ def upgrade() -> None:
     with op.batch_alter_table('api_tokens', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_api_tokens_user_id'), ['user_id'], unique=False)
 
+    op.create_table('rescores',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('challenge_id', sa.Integer(), nullable=False),
+    sa.Column('requested_by', sa.Integer(), nullable=True),
+    sa.Column('before', sa.JSON(), nullable=False),
+    sa.Column('created_at', server.models.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['challenge_id'], ['challenges.id'], ),
+    sa.ForeignKeyConstraint(['requested_by'], ['users.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('rescores', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_rescores_challenge_id'), ['challenge_id'], unique=False)
+
     op.create_table('submissions',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('challenge_id', sa.Integer(), nullable=False),
@@ -161,6 +174,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_submissions_challenge_id'))
 
     op.drop_table('submissions')
+    with op.batch_alter_table('rescores', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_rescores_challenge_id'))
+
+    op.drop_table('rescores')
     with op.batch_alter_table('api_tokens', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_api_tokens_user_id'))
 
