@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,7 +19,18 @@ log = logging.getLogger(__name__)
 LEASE_S = 30.0
 HEARTBEAT_S = 5.0
 MAX_INFRA_RETRIES = 3
+RECORD_TRIES = 6          # a finished score survives a database blip of about half a minute
 MB = 1 << 20
+
+
+def lease_seconds(env=os.environ) -> float:
+    """How long a running row's lease lasts without renewal (PODIUM_LEASE_S, default 30 s)."""
+    return float(env.get("PODIUM_LEASE_S", LEASE_S))
+
+
+def heartbeat_seconds(lease_s: float) -> float:
+    """How often the lease is renewed: every 5 s, or more often for short leases (several beats per lease)."""
+    return min(HEARTBEAT_S, lease_s / 4)
 
 
 @dataclass(frozen=True)
@@ -70,16 +82,18 @@ def load_job(session, submission_id: int, attempt: int) -> Job | None:
 class Heartbeat:
     """Renews the row's lease in the background while the model runs, each time in its own short session."""
 
-    def __init__(self, rt: WorkerRuntime, submission_id: int, attempt: int):
+    def __init__(self, rt: WorkerRuntime, submission_id: int, attempt: int, lease_s: float | None = None):
         self.rt, self.submission_id, self.attempt = rt, submission_id, attempt
+        self.lease_s = lease_s or lease_seconds()
+        self.every_s = heartbeat_seconds(self.lease_s)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"lease-{submission_id}", daemon=True)
 
     def _run(self) -> None:
-        while not self._stop.wait(HEARTBEAT_S):
+        while not self._stop.wait(self.every_s):
             try:
                 with self.rt.db.session() as s:
-                    states.renew_lease(s, self.submission_id, self.attempt, LEASE_S)
+                    states.renew_lease(s, self.submission_id, self.attempt, self.lease_s)
             except Exception as exc:  # a missed beat is survivable; the lease has slack for several
                 log.warning("lease renewal for submission %s failed: %s", self.submission_id, exc)
 
@@ -89,7 +103,7 @@ class Heartbeat:
 
     def __exit__(self, *exc):
         self._stop.set()
-        self._thread.join(timeout=HEARTBEAT_S + 1)
+        self._thread.join(timeout=self.every_s + 1)
 
 
 def run_job(rt: WorkerRuntime, job: Job) -> Outcome:
@@ -171,22 +185,53 @@ def handle_infrastructure_error(rt: WorkerRuntime, job: Job, exc: Exception) -> 
     return "failed"
 
 
+def record_with_retries(rt: WorkerRuntime, job: Job, outcome: Outcome, tries: int = RECORD_TRIES) -> bool:
+    """record(), retried with backoff while the database is unreachable, so a computed score is not thrown away."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+    for i in range(tries):
+        try:
+            return record(rt, job, outcome)
+        except (OperationalError, InterfaceError) as exc:
+            if i == tries - 1:
+                raise
+            wait = min(2.0 ** i, 10.0)
+            log.warning("submission %s: could not write the result (%s); retrying in %.0f s",
+                        job.submission_id, exc.__class__.__name__, wait)
+            time.sleep(wait)
+    return False
+
+
+def hand_back(rt: WorkerRuntime, job: Job) -> bool:
+    """Put a row this worker cannot finish back in the queue as a new attempt (shutdown; not the student's fault)."""
+    with rt.db.session() as s:
+        if not states.requeue(s, job.submission_id, attempt=job.attempt, count_retry=False):
+            return False
+        s.commit()
+        log.warning("submission %s: handed back as attempt %s", job.submission_id, job.attempt + 1)
+        if rt.celery is not None:
+            enqueue(rt.celery, s, job.submission_id, job.attempt + 1, job.queue or "podium")
+    return True
+
+
 def grade(rt: WorkerRuntime, submission_id: int, attempt: int) -> str:
     """Grade one submission attempt; safe to call twice for the same message (idempotent)."""
+    from worker.shutdown import state as shutdown
+    lease_s = lease_seconds()
     with rt.db.session() as s:
         job = load_job(s, submission_id, attempt)
         if job is None:
             log.info("submission %s attempt %s: nothing to do (finished, stale or missing)", submission_id, attempt)
             return "skipped"
-        if not states.claim(s, submission_id, attempt, rt.name, LEASE_S):
+        if not states.claim(s, submission_id, attempt, rt.name, lease_s):
             log.info("submission %s attempt %s is being graded elsewhere", submission_id, attempt)
             return "skipped"
-    try:
-        with Heartbeat(rt, submission_id, attempt):
-            outcome = run_job(rt, job)
-    except InfrastructureError as exc:
-        return handle_infrastructure_error(rt, job, exc)
-    written = record(rt, job, outcome)
+    with shutdown.busy(lambda: hand_back(rt, job)):
+        try:
+            with Heartbeat(rt, submission_id, attempt, lease_s):
+                outcome = run_job(rt, job)
+        except InfrastructureError as exc:
+            return handle_infrastructure_error(rt, job, exc)
+        written = record_with_retries(rt, job, outcome)
     status = "scored" if outcome.evaluation is not None else "failed"
     log.info("submission %s attempt %s: %s%s", submission_id, attempt, status, "" if written else " (row moved on; dropped)")
     return status if written else "dropped"

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from celery import shared_task
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.signals import worker_process_init, worker_process_shutdown, worker_shutting_down
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from worker.celery_app import REAP_TASK, SCORE_TASK
@@ -30,6 +30,8 @@ def _warm_up(sender=None, **_kwargs) -> None:
     """Start the scoring pool as soon as a worker process exists, so the first student does not wait for it."""
     from celery import current_app
     from worker.runtime import get_runtime
+    from worker.shutdown import state
+    state.install()
     if getattr(current_app.conf, "podium_settings", None) is not None and current_app.conf.get("podium_warm_pool", True):
         get_runtime(current_app).pool
 
@@ -38,3 +40,11 @@ def _warm_up(sender=None, **_kwargs) -> None:
 def _shut_down(**_kwargs) -> None:
     from worker.runtime import close_runtime
     close_runtime()
+
+
+@worker_shutting_down.connect
+def _tell_children(sig=None, how=None, **_kwargs) -> None:
+    """Warm shutdown in the main process: let each pool child finish or hand back the job it holds."""
+    if how == "Warm":
+        from worker.shutdown import forward_to_children
+        forward_to_children()
