@@ -102,11 +102,12 @@ def fail(session: Session, submission_id: int, reason: str, *, kind: str = FAILU
 
 
 def requeue(session: Session, submission_id: int, *, attempt: int | None = None, count_retry: bool = True) -> bool:
-    """Hand a queued or running row back to the queue as a new attempt (worker lost, reaper, shutdown)."""
+    """Hand a running row back to the queue as a new attempt (worker lost, reaper, shutdown)."""
     fields: dict = {"attempt": Submission.attempt + 1}
     if count_retry:
         fields["infra_retries"] = Submission.infra_retries + 1
-    return transition(session, submission_id, QUEUED, expected_attempt=attempt, from_statuses=[QUEUED, RUNNING],
+    # Only running rows: the table has no queued -> queued move (a queued row is re-published, not re-attempted).
+    return transition(session, submission_id, QUEUED, expected_attempt=attempt, from_statuses=[RUNNING],
                       enqueued_at=None, **fields)
 
 
