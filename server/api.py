@@ -4,17 +4,15 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request, send_file, url_for
 from sqlalchemy import select
 
-from podium.modelcheck import ModelRejected, inspect_archive
 from server import leaderboard, states
 from server.auth import user_for_token
 from server.errors import ApiError
 from server.models import Challenge, Submission, User
 from server.openapi import openapi_document
-from server.queueing import enqueue, queue_for
+from server.intake import accept_submission
 from server.samples import public_samples
 from server.services import db_session, services
-from server.submissions import check_limits, check_window, new_submission, submission_json
-from server.uploads import receive_model
+from server.submissions import submission_json
 from server.web_auth import session_user
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -103,22 +101,8 @@ def download(slug: str, what: str):
 @api.post("/challenges/<slug>/submissions")
 def create_submission(slug: str):
     """Upload a TorchScript model (multipart field `model`); 202 with id and status."""
-    session = db_session()
     user = current_user()
-    challenge = get_challenge(slug)
-    check_window(challenge)
-    check_limits(session, user, challenge)
-    max_bytes = int(challenge.max_model_mb * MB)
-    upload = receive_model(max_bytes)
-    try:
-        inspect_archive(upload.path, max_bytes=max_bytes)
-    except ModelRejected as exc:
-        upload.discard()
-        raise ApiError(422, "invalid_model", exc.reason)
-    sha = upload.commit()
-    sub = new_submission(session, user, challenge, sha, upload.size, upload.filename)
-    session.commit()
-    enqueue(services().celery, session, sub.id, sub.attempt, queue_for(challenge))
+    sub = accept_submission(db_session(), user, get_challenge(slug))
     return jsonify({"id": sub.id, "status": sub.status}), 202
 
 
