@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,10 +33,12 @@ def train_baseline(bundle: Path, out_dir: Path) -> Path | None:
     if not script.is_file() or not train.is_file():
         return None
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = out_dir / f"{bundle.name}-{_fingerprint(bundle)}.pt"
+    quick = "-quick" if os.environ.get("PODIUM_BASELINE_QUICK") else ""
+    model = out_dir / f"{bundle.name}-{_fingerprint(bundle)}{quick}.pt"
     if not model.exists():
         log.info("training the %s baseline with its starter kit ...", bundle.name)
-        subprocess.run([sys.executable, str(script), "--data", str(train), "--out", str(model)],
+        quick = ["--quick"] if os.environ.get("PODIUM_BASELINE_QUICK") else []  # tests: a few batches only
+        subprocess.run([sys.executable, str(script), "--data", str(train), "--out", str(model), *quick],
                        cwd=bundle / "starter", check=True, stdout=subprocess.DEVNULL, timeout=900)
     return model
 
