@@ -1,10 +1,13 @@
-"""Leaderboard: each student's best public score; after the reveal, private ranks of final picks."""
+"""Leaderboard: each student's best public score; after the reveal, private ranks of final picks.
+
+The ranking is done by the database with window functions, so a page costs one SQL statement
+however many submissions a class has made; Python only shapes the few hundred result rows.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from server import states
@@ -13,56 +16,67 @@ from server.models import Challenge, Score, Submission, User
 FINAL_PICKS = 2
 
 
-@dataclass
-class Entry:
-    """One scored, non-disqualified submission as the leaderboard sees it."""
-
-    user_id: int
-    submission_id: int
-    public_score: float
-    private_score: float
-    created_at: datetime
-    is_final: bool
-
-
-def _entries(session: Session, challenge_id: int) -> list[Entry]:
-    """Every eligible scored submission of a challenge, in one query."""
-    rows = session.execute(
+def _eligible(challenge_id: int):
+    """Every scored, non-disqualified entry of a challenge with its per-user window columns (a CTE)."""
+    by_user = Score.user_id
+    public_order = (Score.public_score.desc(), Submission.created_at, Score.submission_id)
+    return (
         select(Score.user_id, Score.submission_id, Score.public_score, Score.private_score,
-               Submission.created_at, Submission.is_final)
+               Submission.created_at, Submission.is_final,
+               func.row_number().over(partition_by=by_user, order_by=public_order).label("public_pos"),
+               func.count().over(partition_by=by_user).label("entries"),
+               func.max(case((Submission.is_final.is_(True), 1), else_=0)).over(partition_by=by_user).label("has_final"))
         .join(Submission, Submission.id == Score.submission_id)
         .join(User, User.id == Score.user_id)
         .where(Score.challenge_id == challenge_id, Submission.status == states.SCORED,
                Submission.disqualified_reason.is_(None), User.disqualified_reason.is_(None))
-    ).all()
-    return [Entry(*row) for row in rows]
+        .cte("eligible")
+    )
 
 
-def _public_key(e: Entry):
-    return (-e.public_score, e.created_at, e.submission_id)
+def _best_public(e):
+    """Each user's best public entry (ties go to the earlier submission) with its public rank (a CTE)."""
+    return (
+        select(e, func.row_number().over(order_by=(e.c.public_score.desc(), e.c.created_at, e.c.submission_id))
+               .label("public_rank"))
+        .where(e.c.public_pos == 1)
+        .cte("best")
+    )
 
 
-def best_public(entries: list[Entry]) -> dict[int, Entry]:
-    """Each user's best public entry; ties go to the earlier submission."""
-    best: dict[int, Entry] = {}
-    for e in sorted(entries, key=_public_key):
-        best.setdefault(e.user_id, e)
-    return best
-
-
-def final_private(entries: list[Entry]) -> dict[int, Entry]:
+def _final_private(e):
     """Each user's counted private entry: best private among their picks, or among their best two public ones."""
-    by_user: dict[int, list[Entry]] = {}
-    for e in entries:
-        by_user.setdefault(e.user_id, []).append(e)
-    chosen: dict[int, Entry] = {}
-    for user_id, items in by_user.items():
-        picks = [e for e in items if e.is_final] or sorted(items, key=_public_key)[:FINAL_PICKS]
-        chosen[user_id] = min(picks, key=lambda e: (-e.private_score, e.created_at, e.submission_id))
-    return chosen
+    picks = or_(and_(e.c.has_final == 1, e.c.is_final.is_(True)), and_(e.c.has_final == 0, e.c.public_pos <= FINAL_PICKS))
+    ranked = (
+        select(e.c.user_id, e.c.submission_id, e.c.public_score, e.c.private_score, e.c.created_at,
+               func.row_number().over(partition_by=e.c.user_id,
+                                      order_by=(e.c.private_score.desc(), e.c.created_at, e.c.submission_id))
+               .label("private_pos"))
+        .where(picks)
+        .cte("picks")
+    )
+    return select(ranked).where(ranked.c.private_pos == 1).cte("final")
 
 
-def display_name(user: User, viewer: User | None) -> str:
+def board_rows(session: Session, challenge_id: int, revealed: bool) -> list:
+    """One statement: per user their best public entry, public rank, entry count, name, and (revealed) final entry."""
+    e = _eligible(challenge_id)
+    best = _best_public(e)
+    cols = [best.c.user_id, best.c.submission_id, best.c.public_score, best.c.private_score, best.c.created_at,
+            best.c.entries, best.c.public_rank, User.username, User.alias]
+    query = select(*cols).join(User, User.id == best.c.user_id)
+    if revealed:
+        final = _final_private(e)
+        query = (query.add_columns(final.c.public_score.label("final_public"), final.c.private_score.label("final_private"),
+                                   final.c.created_at.label("final_at"), final.c.submission_id.label("final_id"))
+                 .join(final, final.c.user_id == best.c.user_id)
+                 .order_by(final.c.private_score.desc(), final.c.created_at, final.c.submission_id))
+    else:
+        query = query.order_by(best.c.public_rank)
+    return session.execute(query).all()
+
+
+def display_name(user, viewer: User | None) -> str:
     """Instructors see real names; everyone else sees a student's alias when they chose one."""
     if viewer is not None and viewer.is_instructor:
         return user.username
@@ -71,55 +85,38 @@ def display_name(user: User, viewer: User | None) -> str:
 
 def build(session: Session, challenge: Challenge, viewer: User | None) -> dict:
     """The leaderboard JSON of DESIGN.md, for this viewer."""
-    entries = _entries(session, challenge.id)
-    counts: dict[int, int] = {}
-    for e in entries:
-        counts[e.user_id] = counts.get(e.user_id, 0) + 1
-    public_best = best_public(entries)
-    public_order = sorted(public_best.values(), key=_public_key)
-    public_rank = {e.user_id: i + 1 for i, e in enumerate(public_order)}
     revealed = challenge.revealed_at is not None
     show_private = revealed or bool(viewer and viewer.is_instructor)
-    users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(list(counts)))).all()} if counts else {}
-
-    if revealed:
-        final = final_private(entries)
-        order = sorted(final.values(), key=lambda e: (-e.private_score, e.created_at, e.submission_id))
-    else:
-        order = public_order
     rows = []
-    for i, e in enumerate(order):
-        best = public_best[e.user_id]
+    for i, r in enumerate(board_rows(session, challenge.id, revealed)):
+        rank = i + 1
         row = {
-            "rank": i + 1,
-            "user": display_name(users[e.user_id], viewer),
-            "public_score": best.public_score if not revealed else e.public_score,
-            "entries": counts[e.user_id],
-            "best_at": (best if not revealed else e).created_at.isoformat(),
+            "rank": rank,
+            "user": display_name(r, viewer),
+            "public_score": r.final_public if revealed else r.public_score,
+            "entries": r.entries,
+            "best_at": (r.final_at if revealed else r.created_at).isoformat(),
         }
         if show_private:
-            row["private_score"] = e.private_score if revealed else best.private_score
+            row["private_score"] = r.final_private if revealed else r.private_score
         if revealed:
-            row["public_rank"] = public_rank[e.user_id]
-            row["rank_change"] = public_rank[e.user_id] - (i + 1)
+            row["public_rank"] = r.public_rank
+            row["rank_change"] = r.public_rank - rank
         rows.append(row)
     return {"challenge": challenge.slug, "metric": challenge.metric, "revealed": revealed, "rows": rows}
 
 
 def user_rank(session: Session, challenge: Challenge, user_id: int) -> int | None:
-    """The public rank of one user, or None when they have no scored entry."""
-    board = best_public(_entries(session, challenge.id))
-    order = sorted(board.values(), key=_public_key)
-    for i, e in enumerate(order):
-        if e.user_id == user_id:
-            return i + 1
-    return None
+    """The public rank of one user, or None when they have no scored entry (one statement)."""
+    best = _best_public(_eligible(challenge.id))
+    return session.scalar(select(best.c.public_rank).where(best.c.user_id == user_id))
 
 
 def history(session: Session, challenge: Challenge) -> list[tuple[int, datetime, float]]:
     """(user_id, time, public score) of every eligible scored entry, oldest first, for charts."""
-    return sorted(((e.user_id, e.created_at, e.public_score) for e in _entries(session, challenge.id)),
-                  key=lambda t: t[1])
+    e = _eligible(challenge.id)
+    return [tuple(r) for r in session.execute(select(e.c.user_id, e.c.created_at, e.c.public_score)
+                                              .order_by(e.c.created_at, e.c.submission_id)).all()]
 
 
 def count_scored(session: Session, challenge_id: int) -> int:
