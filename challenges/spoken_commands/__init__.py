@@ -1,0 +1,1 @@
+"""The bundled spoken-commands keyword-spotting challenge (synthesised with espeak-ng)."""
