@@ -9,12 +9,14 @@ from sqlalchemy import select
 from server import states
 from server.models import Challenge, Submission, utcnow
 from server.queueing import enqueue, queue_for
+from worker.celery_app import DEFAULT_QUEUE
 
 log = logging.getLogger(__name__)
 
 MAX_REQUEUES = 3          # a running row whose worker died is retried this often, then failed
 UNPUBLISHED_GRACE_S = 5   # a queued row never published (broker was down) after this long
-REPUBLISH_AFTER_S = 600   # a queued row whose message may be lost is published again after this long
+LOST_AFTER_S = 30         # a queued row whose message the broker no longer holds is published again after this long
+REPUBLISH_AFTER_S = 600   # the same, blind, where the broker cannot be read
 MAX_REPUBLISH = 6
 
 
@@ -22,6 +24,7 @@ def reap_stuck(rt, now=None) -> dict:
     """Re-enqueue or fail stuck rows; returns counts of what it did."""
     now = now or utcnow()
     done = {"requeued": 0, "published": 0, "failed": 0}
+    live = _live_messages(rt)  # read before the rows, so a message fetched meanwhile is not taken for lost
     with rt.db.session() as s:
         dead = s.execute(select(Submission.id, Submission.attempt, Submission.infra_retries, Challenge)
                          .join(Challenge, Challenge.id == Submission.challenge_id)
@@ -32,7 +35,7 @@ def reap_stuck(rt, now=None) -> dict:
                                 .where(Submission.status == states.QUEUED,
                                        ((Submission.enqueued_at.is_(None)
                                          & (Submission.created_at < now - timedelta(seconds=UNPUBLISHED_GRACE_S)))
-                                        | (Submission.enqueued_at < now - timedelta(seconds=REPUBLISH_AFTER_S))))).all()
+                                        | (Submission.enqueued_at < now - timedelta(seconds=LOST_AFTER_S))))).all()
     for sub_id, attempt, retries, challenge in dead:
         with rt.db.session() as s:
             if retries >= MAX_REQUEUES:
@@ -46,8 +49,13 @@ def reap_stuck(rt, now=None) -> dict:
             enqueue(rt.celery, s, sub_id, attempt + 1, queue_for(challenge))
             done["requeued"] += 1
     for sub_id, attempt, retries, challenge, enqueued_at in unpublished:
+        if enqueued_at is not None:
+            if live is not None and (sub_id, attempt) in live:
+                continue  # still waiting in the broker: a long queue, not a lost message
+            if live is None and enqueued_at >= now - timedelta(seconds=REPUBLISH_AFTER_S):
+                continue
         with rt.db.session() as s:
-            if enqueued_at is not None:  # published before, maybe lost: bounded
+            if enqueued_at is not None:  # published before, and lost: bounded
                 if retries >= MAX_REPUBLISH:
                     if states.fail(s, sub_id, states.INFRA_ERROR, kind=states.FAILURE_INFRA, attempt=attempt):
                         done["failed"] += 1
@@ -61,3 +69,10 @@ def reap_stuck(rt, now=None) -> dict:
     if any(done.values()):
         log.warning("reaper: %s", done)
     return done
+
+
+def _live_messages(rt) -> set[tuple[int, int]] | None:
+    from worker.broker_probe import live_messages
+    with rt.db.session() as s:
+        queues = {queue_for(c) for c in s.scalars(select(Challenge))}
+    return live_messages(rt.celery, queues | {DEFAULT_QUEUE})
