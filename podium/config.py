@@ -7,6 +7,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 DEV_SECRET = "podium-development-secret"
+# Values people paste from examples; none of them is a secret.
+WEAK_SECRETS = frozenset({"", DEV_SECRET, "changeme", "change-me", "changethis", "secret", "podium"})
+MIN_SECRET_CHARS = 16
+
+
+def _optional_int(value: str | None) -> int | None:
+    return int(value) if value not in (None, "") else None
 
 
 @dataclass(frozen=True)
@@ -23,6 +30,17 @@ class Settings:
     broker_polling_interval: float = 0.1
     # Redis re-delivers an unacked message after this many seconds; it must exceed the longest scoring time.
     visibility_timeout_s: int = 3600
+    # Where blobs live: "" (the data dir), file:///path, or s3://bucket/prefix (S3, MinIO, Ceph...).
+    storage_url: str = ""
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    # Blobs fetched from the object store are kept here by hash (one per host, never shared).
+    cache_dir_override: Path | None = None
+    cache_max_mb: float = 20_000.0
+    # A worker pinned to one GPU: its index (CUDA_VISIBLE_DEVICES) and the memory cap of each scoring child.
+    gpu: str | None = None
+    gpu_memory_mb: int | None = None
+    worker_queues: str | None = None
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -30,6 +48,7 @@ class Settings:
         """Read PODIUM_* variables; defaults give the embedded SQLite set-up in ./var."""
         env = os.environ if environ is None else environ
         data_dir = Path(env.get("PODIUM_DATA_DIR", "./var")).resolve()
+        cache_dir = env.get("PODIUM_CACHE_DIR")
         settings = cls(
             data_dir=data_dir,
             database_url=env.get("PODIUM_DATABASE_URL") or f"sqlite:///{data_dir / 'podium.sqlite'}",
@@ -39,14 +58,27 @@ class Settings:
             max_upload_mb=float(env.get("PODIUM_MAX_UPLOAD_MB", "200")),
             broker_polling_interval=float(env.get("PODIUM_BROKER_POLL_S", "0.1")),
             visibility_timeout_s=int(env.get("PODIUM_VISIBILITY_TIMEOUT_S", "3600")),
+            storage_url=env.get("PODIUM_STORAGE_URL", ""),
+            s3_endpoint_url=env.get("PODIUM_S3_ENDPOINT_URL") or None,
+            s3_region=env.get("PODIUM_S3_REGION") or None,
+            cache_dir_override=Path(cache_dir).resolve() if cache_dir else None,
+            cache_max_mb=float(env.get("PODIUM_CACHE_MAX_MB", "20000")),
+            gpu=env.get("PODIUM_GPU") or None,
+            gpu_memory_mb=_optional_int(env.get("PODIUM_GPU_MEMORY_MB")),
+            worker_queues=env.get("PODIUM_QUEUES") or None,
         )
         settings.check()
         return settings
 
     def check(self) -> None:
         """Fail fast on settings that are unsafe for production."""
-        if self.env == "production" and self.secret_key in ("", DEV_SECRET):
-            raise RuntimeError("PODIUM_SECRET_KEY must be set to a random value when PODIUM_ENV=production")
+        if self.env == "production":
+            if self.secret_key in WEAK_SECRETS or len(self.secret_key) < MIN_SECRET_CHARS:
+                raise RuntimeError("PODIUM_SECRET_KEY must be set to a random value of at least "
+                                   f"{MIN_SECRET_CHARS} characters when PODIUM_ENV=production "
+                                   "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+        if self.storage_url and not self.storage_url.startswith(("s3://", "file://")):
+            raise RuntimeError(f"PODIUM_STORAGE_URL must start with s3:// or file:// (got {self.storage_url!r})")
 
     def with_(self, **changes) -> "Settings":
         """A copy with some fields changed (for tests and the demo)."""
@@ -55,7 +87,20 @@ class Settings:
     @property
     def blob_dir(self) -> Path:
         """Where content-addressed model files and test sets live (local storage)."""
+        if self.storage_url.startswith("file://"):
+            return Path(self.storage_url[len("file://"):])
         return self.data_dir / "blobs"
+
+    @property
+    def cache_dir(self) -> Path:
+        """This host's cache of blobs fetched from a remote store (PODIUM_CACHE_DIR, default data dir/cache)."""
+        return self.cache_dir_override or self.data_dir / "cache"
+
+    def scoring_memory_mb(self, challenge_limit_mb: int) -> int:
+        """The memory cap of one scoring child: the challenge's limit, lowered to this worker's GPU cap if set."""
+        if self.gpu_memory_mb is None:
+            return int(challenge_limit_mb)
+        return int(min(challenge_limit_mb, self.gpu_memory_mb))
 
 
 def new_secret() -> str:

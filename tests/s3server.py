@@ -1,0 +1,70 @@
+"""An S3 endpoint for tests: moto in server mode on a free port, counting object GETs by key."""
+from __future__ import annotations
+
+import collections
+import threading
+
+from tests.live import free_port
+
+ACCESS = {"AWS_ACCESS_KEY_ID": "podium-test", "AWS_SECRET_ACCESS_KEY": "podium-test-secret",
+          "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+class S3Server:
+    """moto's S3 over real HTTP; `gets` counts GET requests per path (/bucket/key)."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.gets: collections.Counter = collections.Counter()
+        self._server = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _counting(self, app):
+        def wrapped(environ, start_response):
+            if environ.get("REQUEST_METHOD") == "GET":
+                with self._lock:
+                    self.gets[environ.get("PATH_INFO", "")] += 1
+            return app(environ, start_response)
+        return wrapped
+
+    def start(self) -> "S3Server":
+        from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+        app = DomainDispatcherApplication(create_backend_app)
+        class Quiet(MotoRequestHandler):
+            def log_request(self, *args, **kwargs):  # one line per request would bury the test output
+                pass
+
+        self._server = make_server("127.0.0.1", self.port, self._counting(app), threaded=True, request_handler=Quiet)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="moto-s3")
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._thread.join(10)
+            self._server = None
+
+    def client(self):
+        """A boto3 client for this endpoint with the test credentials."""
+        import boto3
+        return boto3.client("s3", endpoint_url=self.url, region_name=ACCESS["AWS_DEFAULT_REGION"],
+                            aws_access_key_id=ACCESS["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=ACCESS["AWS_SECRET_ACCESS_KEY"])
+
+    def make_bucket(self, name: str) -> None:
+        self.client().create_bucket(Bucket=name)
+
+    def env(self) -> dict:
+        """Environment for a podium process using this endpoint (credentials as AWS_* variables, never settings)."""
+        return dict(ACCESS, PODIUM_S3_ENDPOINT_URL=self.url)
+
+    def gets_of(self, bucket: str, key: str) -> int:
+        """How many GET requests asked for this object."""
+        return self.gets[f"/{bucket}/{key}"]
