@@ -9,6 +9,7 @@ from sqlalchemy import text
 from podium.config import Settings
 from server.api import api
 from server.errors import register_error_handlers
+from server.metrics import metrics
 from server.services import Services, close_db_session, db_session
 from server.uploads import PodiumRequest
 from server.web import web
@@ -33,6 +34,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_error_handlers(app)
     app.register_blueprint(api)
     app.register_blueprint(web)
+    app.register_blueprint(metrics)
     app.teardown_appcontext(close_db_session)
 
     @app.get("/healthz")
