@@ -10,6 +10,8 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 5000, workers
     """Run the web app under gunicorn (threads, so slow uploads do not block others)."""
     from gunicorn.app.base import BaseApplication
 
+    settings.check()  # before any worker forks: refuse production with a default secret in one clear line
+
     from server.app import create_app
 
     class _Gunicorn(BaseApplication):
@@ -25,10 +27,27 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 5000, workers
     _Gunicorn().run()
 
 
-def worker(settings: Settings, queues: str = "podium", concurrency: int = 1, hostname: str | None = None,
+def worker_environment(settings: Settings) -> dict:
+    """Environment changes for a worker: pin it to its GPU (children and the scoring sandbox inherit them)."""
+    return {} if settings.gpu is None else {"CUDA_VISIBLE_DEVICES": settings.gpu}
+
+
+def worker_queues(settings: Settings, queues: str | None) -> str:
+    """The queues a worker consumes: as given, else PODIUM_QUEUES, else its device's queue and the shared one."""
+    from worker.celery_app import default_worker_queues
+    chosen = queues or settings.worker_queues or default_worker_queues(has_gpu=settings.gpu is not None)
+    names = [q.strip() for q in chosen.split(",") if q.strip()]
+    if not names:
+        raise ValueError("a worker needs at least one queue")
+    return ",".join(names)
+
+
+def worker(settings: Settings, queues: str | None = None, concurrency: int = 1, hostname: str | None = None,
            max_tasks_per_child: int = 200, loglevel: str = "INFO") -> None:
-    """Run one Celery worker: concurrency 1 and prefetch 1 per GPU (or CPU host)."""
+    """Run one Celery worker: concurrency 1 and prefetch 1 per GPU (or CPU host); PODIUM_GPU pins its device."""
     from worker.celery_app import create_celery
+    os.environ.update(worker_environment(settings))
+    queues = worker_queues(settings, queues)
     app = create_celery(settings)
     app.set_current()
     app.set_default()

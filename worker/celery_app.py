@@ -7,7 +7,17 @@ from podium.config import Settings
 
 SCORE_TASK = "podium.score_submission"
 REAP_TASK = "podium.reap"
+# Queues: "podium" takes challenges that run anywhere; "gpu" and "cpu" those that need (or must not use) a GPU.
 DEFAULT_QUEUE = "podium"
+GPU_QUEUE = "gpu"
+CPU_QUEUE = "cpu"
+# kombu's Redis transport keeps one list per queue and step and serves the lowest step first (0 = most urgent).
+PRIORITY_STEPS = (0, 3, 6, 9)
+
+
+def default_worker_queues(has_gpu: bool) -> str:
+    """What a worker consumes unless told: its device's queue and the any-device queue."""
+    return f"{GPU_QUEUE if has_gpu else CPU_QUEUE},{DEFAULT_QUEUE}"
 
 
 def create_celery(settings: Settings) -> Celery:
@@ -20,7 +30,9 @@ def create_celery(settings: Settings) -> Celery:
         broker_url = sqla_broker.register(settings.broker_polling_interval) + broker_url[len("sqla"):]
     else:
         transport_options = {"polling_interval": settings.broker_polling_interval,
-                             "visibility_timeout": settings.visibility_timeout_s}
+                             "visibility_timeout": settings.visibility_timeout_s,
+                             # Fair share: enqueue() gives a busy course's messages a later step (server.queueing).
+                             "priority_steps": list(PRIORITY_STEPS)}
     app = Celery("podium", broker=broker_url, include=["worker.tasks"], set_as_current=False)
     app.conf.update(
         task_serializer="json",
