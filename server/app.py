@@ -8,12 +8,13 @@ from sqlalchemy import text
 
 from podium.config import Settings
 from server.api import api
+from server.api_instructor import classroom_api
 from server.errors import register_error_handlers
 from server.metrics import metrics
 from server.services import Services, close_db_session, db_session
 from server.uploads import PodiumRequest
 from server.web import web
-from server.web_auth import init_login
+from server.web_auth import exempt_from_csrf, init_login
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -32,7 +33,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["podium"] = Services(settings)
     init_login(app)
     register_error_handlers(app)
+    exempt_from_csrf(api)
+    exempt_from_csrf(classroom_api)
     app.register_blueprint(api)
+    app.register_blueprint(classroom_api)
     app.register_blueprint(web)
     app.register_blueprint(metrics)
     app.teardown_appcontext(close_db_session)

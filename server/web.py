@@ -1,4 +1,4 @@
-"""Server-rendered pages: challenge list, challenge page, leaderboard, login."""
+"""Server-rendered pages everyone sees: challenge list, challenge page, leaderboard, login."""
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -7,54 +7,90 @@ from sqlalchemy import select
 
 from server import leaderboard
 from server.auth import verify_password
+from server.charts import best_so_far, progress_svg
 from server.markdown_render import render_markdown
-from server.models import Challenge, User
+from server.models import Challenge, User, utcnow
 from server.services import db_session
+from server.student import my_submissions, quota
+from server.web_account import account
 from server.web_auth import SessionUser, session_user
+from server.web_instructor import instructor
+from server.web_student import student
 
 web = Blueprint("web", __name__)
+web.register_blueprint(account)
+web.register_blueprint(student)
+web.register_blueprint(instructor)
+
+CHART_USERS = 6
+BASELINE_USER = "baseline"
 
 
-def _challenge_or_404(slug: str) -> Challenge:
+def challenge_or_404(slug: str) -> Challenge:
+    """The challenge with this slug, or a 404 page."""
     challenge = db_session().scalar(select(Challenge).where(Challenge.slug == slug))
     if challenge is None:
         abort(404)
     return challenge
 
 
+def _safe_next(target: str | None) -> str:
+    # Only same-site paths, so the login form cannot bounce a student to another site.
+    if target and target.startswith("/") and not target.startswith("//"):
+        return target
+    return url_for("web.index")
+
+
 @web.get("/")
 def index():
     """The list of challenges."""
     challenges = db_session().scalars(select(Challenge).order_by(Challenge.created_at.desc())).all()
-    return render_template("index.html", challenges=challenges, me=session_user())
+    return render_template("index.html", challenges=challenges, me=session_user(), now=utcnow())
 
 
 @web.get("/challenges/<slug>")
 def challenge_page(slug: str):
-    """A challenge: description, data format, feature recipe, downloads."""
-    challenge = _challenge_or_404(slug)
-    return render_template("challenge.html", c=challenge, readme_html=render_markdown(challenge.readme),
-                           me=session_user())
+    """A challenge: description, data format, downloads, the upload form and the student's own submissions."""
+    challenge = challenge_or_404(slug)
+    me = session_user()
+    mine = my_submissions(db_session(), me, challenge) if me else []
+    return render_template("challenge.html", c=challenge, readme_html=render_markdown(challenge.readme), me=me,
+                           mine=mine, quota=quota(db_session(), me, challenge) if me else None, now=utcnow())
+
+
+def chart_for(challenge: Challenge, board: dict, viewer: User | None):
+    """The SVG progress chart of the top students and the baseline, labelled as this viewer sees names."""
+    session = db_session()
+    history = leaderboard.history(session, challenge)
+    user_ids = list(dict.fromkeys(uid for uid, _, _ in history))
+    users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(user_ids)))} if user_ids else {}
+    best = best_so_far(history, user_ids)
+    top = sorted((u for u in user_ids if users[u].username != BASELINE_USER), key=lambda u: -best[u][-1][1])
+    chosen = top[:CHART_USERS] + [u for u in user_ids if users[u].username == BASELINE_USER]
+    series = [(leaderboard.display_name(users[u], viewer), best[u], users[u].username == BASELINE_USER)
+              for u in chosen]
+    return progress_svg(series, utcnow())
 
 
 @web.get("/challenges/<slug>/leaderboard")
 def leaderboard_page(slug: str):
-    """Projector-friendly leaderboard."""
-    challenge = _challenge_or_404(slug)
+    """Projector-friendly leaderboard that refreshes itself, with a chart of progress over time."""
+    challenge = challenge_or_404(slug)
     me = session_user()
     board = leaderboard.build(db_session(), challenge, me)
-    return render_template("leaderboard.html", c=challenge, board=board, me=me)
+    return render_template("leaderboard.html", c=challenge, board=board, me=me, chart=chart_for(challenge, board, me),
+                           now=utcnow(), baseline=BASELINE_USER)
 
 
 @web.route("/login", methods=["GET", "POST"])
 def login():
     """Log in with username and password."""
     if request.method == "POST":
-        user = db_session().scalar(select(User).where(User.username == request.form.get("username", "")))
+        user = db_session().scalar(select(User).where(User.username == request.form.get("username", "").strip()))
         if user and verify_password(user, request.form.get("password", "")):
             login_user(SessionUser(user))
-            return redirect(request.args.get("next") or url_for("web.index"))
-        flash("Wrong username or password.")
+            return redirect(_safe_next(request.args.get("next")))
+        flash("Wrong username or password.", "error")
     return render_template("login.html", me=None)
 
 

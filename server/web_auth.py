@@ -1,14 +1,19 @@
-"""Browser sessions (Flask-Login): who is logged in on the web pages."""
+"""Browser sessions (Flask-Login), CSRF protection of every form, and role checks for pages."""
 from __future__ import annotations
 
-from flask import Flask
+from functools import wraps
+
+from flask import Flask, abort
 from flask_login import LoginManager, current_user
+from flask_wtf.csrf import CSRFProtect
 
 from server.models import User
 from server.services import db_session
 
 login_manager = LoginManager()
 login_manager.login_view = "web.login"
+login_manager.login_message = "Please log in to see this page."
+csrf = CSRFProtect()
 
 
 class SessionUser:
@@ -28,12 +33,20 @@ class SessionUser:
 @login_manager.user_loader
 def _load_user(user_id: str):
     user = db_session().get(User, int(user_id)) if user_id.isdigit() else None
-    return SessionUser(user) if user else None
+    # An unclaimed roster entry has no password and cannot hold a session.
+    return SessionUser(user) if user and user.password_hash else None
 
 
 def init_login(app: Flask) -> None:
-    """Wire Flask-Login into the app."""
+    """Wire Flask-Login and CSRF protection into the app (the token-authenticated API is exempt)."""
     login_manager.init_app(app)
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # a form left open all afternoon still posts
+    csrf.init_app(app)
+
+
+def exempt_from_csrf(blueprint) -> None:
+    """Token-authenticated JSON blueprints need no CSRF token (they never accept the login cookie for writes)."""
+    csrf.exempt(blueprint)
 
 
 def session_user() -> User | None:
@@ -41,3 +54,26 @@ def session_user() -> User | None:
     if current_user and getattr(current_user, "is_authenticated", False):
         return current_user.user
     return None
+
+
+def login_required(view):
+    """Pages for logged-in users: anonymous visitors go to the login page."""
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if session_user() is None:
+            return login_manager.unauthorized()
+        return view(*args, **kwargs)
+    return wrapper
+
+
+def instructor_required(view):
+    """Pages for instructors: anonymous visitors go to the login page, students get 403."""
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        user = session_user()
+        if user is None:
+            return login_manager.unauthorized()
+        if not user.is_instructor:
+            abort(403)
+        return view(*args, **kwargs)
+    return wrapper

@@ -1,0 +1,88 @@
+"""Account pages: register with a join code (or claim a roster entry), alias, API tokens."""
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import login_user
+from sqlalchemy import select
+
+from server.auth import issue_token, revoke_token
+from server.courses import AccountError, register, set_alias
+from server.models import ApiToken
+from server.services import db_session
+from server.web_auth import SessionUser, login_required, session_user
+
+account = Blueprint("account", __name__)
+
+
+@account.route("/register", methods=["GET", "POST"])
+def register_page():
+    """Join a course with its code: a new account, or the roster entry the instructor created for you."""
+    form = request.form if request.method == "POST" else {"join_code": request.args.get("code", "")}
+    if request.method == "POST":
+        session = db_session()
+        try:
+            user = register(session, form.get("join_code", ""), form.get("username", ""), form.get("password", ""),
+                            form.get("display_name", ""), form.get("email", ""))
+            if form.get("alias", "").strip():
+                set_alias(session, user, form["alias"])
+            session.commit()
+        except AccountError as exc:
+            session.rollback()
+            flash(str(exc), "error")
+        else:
+            login_user(SessionUser(user))
+            flash(f"Welcome, {user.display_name or user.username}. You are enrolled.", "ok")
+            return redirect(url_for("web.index"))
+    return render_template("register.html", me=session_user(), form=form)
+
+
+@account.get("/account")
+@login_required
+def account_page():
+    """Your profile: alias shown on leaderboards, and your API tokens."""
+    me = session_user()
+    tokens = db_session().scalars(select(ApiToken).where(ApiToken.user_id == me.id)
+                                  .order_by(ApiToken.created_at.desc())).all()
+    return render_template("account.html", me=me, tokens=tokens, new_token=None)
+
+
+@account.post("/account/alias")
+@login_required
+def alias():
+    """Set or clear the alias other students see on leaderboards."""
+    session = db_session()
+    try:
+        set_alias(session, session_user(), request.form.get("alias", ""))
+        session.commit()
+        flash("Your leaderboard name is saved.", "ok")
+    except AccountError as exc:
+        session.rollback()
+        flash(str(exc), "error")
+    return redirect(url_for("web.account.account_page"))
+
+
+@account.post("/account/tokens")
+@login_required
+def new_token():
+    """Create an API token and show it once."""
+    session = db_session()
+    me = session_user()
+    label = request.form.get("label", "").strip()[:100] or "web"
+    token = issue_token(session, me, label)
+    session.commit()
+    tokens = session.scalars(select(ApiToken).where(ApiToken.user_id == me.id).order_by(ApiToken.created_at.desc())).all()
+    resp = render_template("account.html", me=me, tokens=tokens, new_token=token)
+    return resp, 200, {"Cache-Control": "no-store"}
+
+
+@account.post("/account/tokens/<int:token_id>/revoke")
+@login_required
+def revoke(token_id: int):
+    """Revoke one of your tokens."""
+    session = db_session()
+    if revoke_token(session, session_user(), token_id):
+        session.commit()
+        flash("Token revoked.", "ok")
+    else:
+        flash("No such token.", "error")
+    return redirect(url_for("web.account.account_page"))
