@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -20,6 +21,11 @@ REPUBLISH_AFTER_S = 600   # the same, blind, where the broker cannot be read
 MAX_REPUBLISH = 6
 
 
+def lost_after_seconds(env=os.environ) -> float:
+    """How long a published, queued row may lack its broker message before it is published again."""
+    return float(env.get("PODIUM_REAPER_LOST_AFTER_S", LOST_AFTER_S))
+
+
 def reap_stuck(rt, now=None) -> dict:
     """Re-enqueue or fail stuck rows; returns counts of what it did."""
     now = now or utcnow()
@@ -35,7 +41,7 @@ def reap_stuck(rt, now=None) -> dict:
                                 .where(Submission.status == states.QUEUED,
                                        ((Submission.enqueued_at.is_(None)
                                          & (Submission.created_at < now - timedelta(seconds=UNPUBLISHED_GRACE_S)))
-                                        | (Submission.enqueued_at < now - timedelta(seconds=LOST_AFTER_S))))).all()
+                                        | (Submission.enqueued_at < now - timedelta(seconds=lost_after_seconds()))))).all()
     for sub_id, attempt, retries, challenge in dead:
         with rt.db.session() as s:
             if retries >= MAX_REQUEUES:
