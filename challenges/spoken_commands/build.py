@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import tomllib
 from pathlib import Path
@@ -77,6 +78,11 @@ def clip_seed(clip: dict) -> int:
 
 def render(engine: synth.Espeak, clip: dict, recipe: dict = features.DEFAULT_RECIPE) -> np.ndarray:
     """Synthesise and augment one planned clip; return its log-mel features."""
+    return features.log_mel(render_audio(engine, clip, recipe), int(recipe["sample_rate"]), recipe)
+
+
+def render_audio(engine: synth.Espeak, clip: dict, recipe: dict = features.DEFAULT_RECIPE) -> np.ndarray:
+    """Synthesise and augment one planned clip; return the float32 waveform at the recipe's sample rate."""
     engine.seed(clip_seed(clip))
     rate = int(recipe["sample_rate"])
     n = int(round(rate * recipe["duration_s"]))
@@ -92,8 +98,7 @@ def render(engine: synth.Espeak, clip: dict, recipe: dict = features.DEFAULT_REC
     word = speak(clip["text"], clip["voice"], rate=clip["rate"], pitch=clip["pitch"],
                  pitch_range=clip["range"], volume=clip["volume"])
     babble = [speak(b["text"], b["voice"], rate=b["rate"], pitch=b["pitch"]) for b in clip["babble"]]
-    audio = augment.mix(word, np.random.default_rng(clip["seed"]), n, rate, babble, AUGMENT)
-    return features.log_mel(audio, rate, recipe)
+    return augment.mix(word, np.random.default_rng(clip["seed"]), n, rate, babble, AUGMENT)
 
 
 def render_shard(clips: list[dict], recipe: dict = features.DEFAULT_RECIPE) -> np.ndarray:
@@ -105,9 +110,10 @@ def render_shard(clips: list[dict], recipe: dict = features.DEFAULT_RECIPE) -> n
 def _render_all(clips: list[dict], recipe: dict, workers: int) -> np.ndarray:
     # Fixed shards, whatever the worker count: the same seed gives the same bytes on 1 or 16 workers.
     shards = [(clips[i : i + SHARD], recipe) for i in range(0, len(clips), SHARD)]
-    if workers <= 1:
+    # fork works from any caller (spawn re-runs an unguarded __main__) and the children only run numpy and
+    # espeak, never torch; but forking a process with other Python threads can copy a held lock.
+    if workers <= 1 or threading.active_count() > 1:
         return np.concatenate([render_shard(*shard) for shard in shards])
-    # fork works from any caller (spawn needs a __main__ guard); children only run numpy and espeak, never torch.
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         return np.concatenate(pool.starmap(render_shard, shards, chunksize=1))
 

@@ -33,6 +33,7 @@ class Espeak:
         self.sample_rate = self._lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path, _INITIALIZE_DONT_EXIT)
         if self.sample_rate <= 0:
             raise RuntimeError(f"espeak_Initialize failed with {self.sample_rate} (data path {data_path.decode()})")
+        self._variants = set(variants())
         self._chunks = []
         # Keep a reference: ctypes frees the trampoline when the Python callable is collected.
         self._callback = _CALLBACK(self._collect)
@@ -59,6 +60,10 @@ class Espeak:
 
     def say(self, text: str, voice: str, rate: int = 175, pitch: int = 50, pitch_range: int = 50, volume: int = 100) -> np.ndarray:
         """Synthesise text with a voice like 'en-us+m3'; return float32 samples at self.sample_rate."""
+        variant = voice.partition("+")[2]
+        if variant and variant not in self._variants:
+            # espeak-ng falls back to the plain voice without a word; a typo would go unnoticed.
+            raise ValueError(f"espeak-ng has no voice {voice!r} (no variant {variant!r})")
         status = self._lib.espeak_SetVoiceByName(voice.encode())
         if status != 0:
             raise ValueError(f"espeak-ng has no voice {voice!r} (error {status})")

@@ -1,0 +1,135 @@
+"""Starter kit for digits: train a small CNN on 28x28 handwritten digits and export it for Podium.
+
+    python train.py                 # train, print validation accuracy, write model.pt
+    podium check model.pt --challenge digits
+    podium submit model.pt --challenge digits --wait
+"""
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+HERE = Path(__file__).resolve().parent
+LABELS = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]
+SLUG = "digits"
+
+
+class DigitCNN(nn.Module):
+    """Conv -> ReLU -> MaxPool blocks, then Linear layers; returns logits [B, num_classes]."""
+
+    def __init__(self, input_shape, num_classes: int, mean: float, std: float):
+        super().__init__()
+        # Normalisation lives inside the model, so the exported file takes raw [0, 1] pixels.
+        self.register_buffer("mean", torch.tensor(float(mean)))
+        self.register_buffer("std", torch.tensor(float(std)))
+        self.features = nn.Sequential(
+            nn.Conv2d(input_shape[0], 16, kernel_size=3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, kernel_size=3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        with torch.no_grad():
+            flat = self.features(torch.zeros(1, *input_shape)).numel()
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Dropout(0.25), nn.Linear(flat, 128), nn.ReLU(), nn.Linear(128, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features((x - self.mean) / self.std))
+
+
+def load_data(path: Path, val_fraction: float, seed: int):
+    """Return (x_train, y_train, x_val, y_val) tensors from an npz with x [N, 1, 28, 28] and y [N]."""
+    with np.load(path) as data:
+        x, y = data["x"].astype(np.float32), data["y"].astype(np.int64)
+    order = np.random.default_rng(seed).permutation(len(y))
+    n_val = max(1, int(round(len(y) * val_fraction)))
+    val, train = order[:n_val], order[n_val:]
+    return torch.from_numpy(x[train]), torch.from_numpy(y[train]), torch.from_numpy(x[val]), torch.from_numpy(y[val])
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 512) -> float:
+    """Return the share of rows whose argmax prediction equals the label."""
+    model.eval()
+    with torch.no_grad():
+        hits = sum(int((model(x[i : i + batch]).argmax(1) == y[i : i + batch]).sum()) for i in range(0, len(y), batch))
+    return hits / len(y)
+
+
+def train(args) -> nn.Module:
+    """Train the CNN and return it, printing the loss and validation accuracy per epoch."""
+    torch.manual_seed(args.seed)
+    x_train, y_train, x_val, y_val = load_data(Path(args.data), args.val_fraction, args.seed)
+    num_classes = max(len(LABELS), int(y_train.max()) + 1)
+    model = DigitCNN(tuple(x_train.shape[1:]), num_classes, x_train.mean(), x_train.std())
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    loss_fn = nn.CrossEntropyLoss()  # softmax is in the loss; the model returns logits
+    steps = len(y_train) // args.batch_size if not args.quick else 3
+    print(f"train {len(y_train)} rows, validation {len(y_val)}, input {list(x_train.shape[1:])}, {num_classes} classes")
+    for epoch in range(1 if args.quick else args.epochs):
+        model.train()
+        order = torch.randperm(len(y_train))
+        total = 0.0
+        started = time.monotonic()
+        for step in range(steps):
+            rows = order[step * args.batch_size : (step + 1) * args.batch_size]
+            optimizer.zero_grad()
+            loss = loss_fn(model(x_train[rows]), y_train[rows])
+            loss.backward()
+            optimizer.step()
+            total += loss.item()
+        print(f"epoch {epoch + 1}: loss {total / max(steps, 1):.3f}, "
+              f"validation accuracy {accuracy(model, x_val, y_val):.3f} ({time.monotonic() - started:.1f} s)")
+    return model.eval()
+
+
+def export(model: nn.Module, out: Path) -> None:
+    """Save the model as TorchScript, the only format Podium accepts."""
+    scripted = torch.jit.script(model.eval())
+    torch.jit.save(scripted, str(out))
+    print(f"wrote {out} ({out.stat().st_size / 2**20:.2f} MiB)")
+
+
+def check(out: Path, data: Path) -> None:
+    """Run the grader's own checks on the export when Podium is installed."""
+    try:
+        from podium.modelcheck import check_model_file
+    except ImportError:
+        print(f"podium is not installed here; run: podium check {out} --challenge {SLUG}")
+        return
+    with np.load(data) as d:
+        samples = d["x"][:8].astype(np.float32)
+    challenge = {"input_shape": list(samples.shape[1:]), "labels": LABELS, "max_model_mb": 20}
+    problems = check_model_file(out, challenge=challenge, samples=samples)
+    for problem in problems:
+        print(f"problem: {problem}")
+    print("podium checks: " + ("FAILED" if problems else "passed"))
+
+
+def main(argv=None) -> None:
+    """Parse flags, train, export and check."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(HERE / "train.npz"), help="public training data (x, y)")
+    parser.add_argument("--out", default="model.pt", help="where to write the TorchScript model")
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1))
+    parser.add_argument("--quick", action="store_true", help="a few batches only (smoke test)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    started = time.monotonic()
+    model = train(args)
+    print(f"training took {time.monotonic() - started:.0f} s")
+    out = Path(args.out)
+    export(model, out)
+    check(out, Path(args.data))
+
+
+if __name__ == "__main__":
+    main()
