@@ -14,31 +14,13 @@ from server.models import Challenge, Submission
 from tests import live
 from tests.conftest import require_postgres_and_redis, write_tiny_bundle
 from tests.models import predict, scripted_bytes, small_cnn, trained_cnn
-from tests.s3server import S3Server
+from tests.hosts import S3Server, claimed_by, descendants
 
 pytestmark = pytest.mark.postgres
 
 BUCKET = "podium-dept"
 PREFIX = "blobs"
 BURST = 12
-
-
-def descendants(pid: int) -> set[int]:
-    """pid and every process below it (read from /proc)."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            parents[int(stat.parent.name)] = int(fields[1])
-        except (OSError, IndexError, ValueError):
-            continue
-    found, frontier = {pid}, [pid]
-    while frontier:
-        p = frontier.pop()
-        kids = [c for c, pp in parents.items() if pp == p and c not in found]
-        found.update(kids)
-        frontier.extend(kids)
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +100,7 @@ def test_burst_is_scored_correctly_by_both_hosts_fetching_the_test_set_once(depa
 
     # Both hosts took part (prefetch 1 spreads a burst), told apart by the process that claimed each row.
     trees = [descendants(stack.procs[f"worker{i + 1}"].pid) for i, stack in enumerate(workers)]
-    by_host = [sum(1 for _, w, _ in rows if int(w.rsplit(":", 1)[1]) in tree) for tree in trees]
+    by_host = [sum(1 for _, w, _ in rows if claimed_by(w, tree)) for tree in trees]
     assert sum(by_host) == BURST and min(by_host) >= 1, by_host
 
     # The held-out set: one download per host, then served from each host's own cache.

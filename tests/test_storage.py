@@ -14,7 +14,7 @@ import pytest
 from podium.config import DEV_SECRET, Settings
 from server.storage import BlobCache, LocalStore, S3Store, TooLarge, open_store, parse_s3_url
 from tests import live
-from tests.s3server import S3Server
+from tests.hosts import S3Server
 
 BUCKET = "podium-blobs"
 

@@ -1,8 +1,9 @@
-"""An S3 endpoint for tests: moto in server mode on a free port, counting object GETs by key."""
+"""Helpers for multi-host tests: an S3 endpoint (moto in server mode, counting requests) and process trees."""
 from __future__ import annotations
 
 import collections
 import threading
+from pathlib import Path
 
 from tests.live import free_port
 
@@ -11,11 +12,11 @@ ACCESS = {"AWS_ACCESS_KEY_ID": "podium-test", "AWS_SECRET_ACCESS_KEY": "podium-t
 
 
 class S3Server:
-    """moto's S3 over real HTTP; `gets` counts GET requests per path (/bucket/key)."""
+    """moto's S3 over real HTTP; `requests` counts (method, path) pairs, e.g. ("GET", "/bucket/key")."""
 
     def __init__(self):
         self.port = free_port()
-        self.gets: collections.Counter = collections.Counter()
+        self.requests: collections.Counter = collections.Counter()
         self._server = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -26,9 +27,8 @@ class S3Server:
 
     def _counting(self, app):
         def wrapped(environ, start_response):
-            if environ.get("REQUEST_METHOD") == "GET":
-                with self._lock:
-                    self.gets[environ.get("PATH_INFO", "")] += 1
+            with self._lock:
+                self.requests[(environ.get("REQUEST_METHOD"), environ.get("PATH_INFO", ""))] += 1
             return app(environ, start_response)
         return wrapped
 
@@ -65,6 +65,29 @@ class S3Server:
         """Environment for a podium process using this endpoint (credentials as AWS_* variables, never settings)."""
         return dict(ACCESS, PODIUM_S3_ENDPOINT_URL=self.url)
 
-    def gets_of(self, bucket: str, key: str) -> int:
-        """How many GET requests asked for this object."""
-        return self.gets[f"/{bucket}/{key}"]
+    def count(self, method: str, bucket: str, key: str) -> int:
+        """How many requests with this method named this object."""
+        return self.requests[(method, f"/{bucket}/{key}")]
+
+
+def descendants(pid: int) -> set[int]:
+    """pid and every process below it (read from /proc), to tell which worker claimed a row."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    found, frontier = {pid}, [pid]
+    while frontier:
+        p = frontier.pop()
+        kids = [c for c, pp in parents.items() if pp == p and c not in found]
+        found.update(kids)
+        frontier.extend(kids)
+    return found
+
+
+def claimed_by(worker_name: str | None, tree: set[int]) -> bool:
+    """True when a Submission.worker value ("host:pid") names a process in this tree."""
+    return bool(worker_name) and int(worker_name.rsplit(":", 1)[1]) in tree
