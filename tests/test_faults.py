@@ -344,7 +344,7 @@ def test_sigterm_hands_back_what_cannot_finish_in_time(sqlite_fault_stack):
     tree |= descendants(stack.procs["wg"].pid)
     t0 = time.monotonic()
     stack.kill("wg", signal.SIGTERM)
-    assert time.monotonic() - t0 < 10
+    assert time.monotonic() - t0 < 30  # 1 s grace, then Celery's own shutdown (not the 8 s model)
     assert_gone(tree)
     row, _ = db_row(stack.settings, sub_id)
     assert (row.status, row.attempt, row.infra_retries) == (states.QUEUED, 2, 0), stack.log("wg")

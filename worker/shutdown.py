@@ -1,8 +1,8 @@
 """Graceful worker shutdown: finish the model in hand within a grace period, otherwise hand the row back.
 
 Celery's warm shutdown (SIGTERM to the main process) already waits for the task in hand. Two things
-are added here. The main process forwards SIGTERM to its pool children, so a child learns of the
-shutdown however the signal was sent (`kill <pid>`, `docker stop`, systemd's control-group kill).
+are added here. The main process forwards SIGTERM to the pool children holding a task, so a child learns of
+the shutdown however the signal was sent (`kill <pid>`, `docker stop`, systemd's control-group kill).
 A child busy grading then gets `grace_s` seconds to finish; after that it puts its row back in the
 queue as a new attempt (server.states.requeue, not counted as a retry) and exits, instead of being
 SIGKILLed by the supervisor with the row left running until its lease runs out.
@@ -34,22 +34,32 @@ class Shutdown:
         self._lock = threading.RLock()  # re-entrant: the SIGTERM handler may interrupt a holder
         self._hand_back: Callable[[], None] | None = None
         self._timer: threading.Timer | None = None
+        self._previous = signal.SIG_DFL
         self.grace_s = DEFAULT_GRACE_S
 
     def install(self, grace_s: float | None = None) -> None:
-        """Handle SIGTERM in this (pool child) process."""
+        """Handle SIGTERM in this (pool child) process; idempotent, so it can run before every task.
+
+        billiard installs its own SIGTERM handler after worker_process_init, so this runs at task
+        time; billiard's handler is kept and used whenever no job is in hand.
+        """
         self.grace_s = grace_seconds() if grace_s is None else grace_s
-        signal.signal(signal.SIGTERM, self._on_sigterm)
+        current = signal.getsignal(signal.SIGTERM)
+        if current != self._on_sigterm:
+            self._previous = current
+            signal.signal(signal.SIGTERM, self._on_sigterm)
 
     def busy(self, hand_back: Callable[[], None]) -> "_Busy":
         """Context manager around one job; hand_back() runs if shutdown's grace ends before the job does."""
         return _Busy(self, hand_back)
 
-    def _on_sigterm(self, _signum, _frame) -> None:
+    def _on_sigterm(self, signum, frame) -> None:
         with self._lock:
             hand_back = self._hand_back
-            if hand_back is None:
-                # Nothing in hand: die as SIGTERM would have made us, without running atexit work.
+            if hand_back is None:  # nothing in hand: exit the way this process would have without us
+                if callable(self._previous):
+                    self._previous(signum, frame)
+                    return
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 os.kill(os.getpid(), signal.SIGTERM)
                 return
@@ -98,15 +108,20 @@ class _Busy:
         self.shutdown._leave()
 
 
-def forward_to_children(sig: int = signal.SIGTERM) -> list[int]:
-    """Send sig to this process's pool children (called in the Celery main process on shutdown)."""
-    from billiard.process import active_children
+def forward_to_busy_children(sig: int = signal.SIGTERM) -> list[int]:
+    """Send sig to the pool children that hold a task (called in the Celery main process on warm shutdown).
+
+    Idle children are left to Celery's own pool shutdown; signalling them only makes billiard respawn them.
+    """
+    from celery.worker.state import active_requests
     sent = []
-    for child in active_children():
+    for pid in {getattr(r, "worker_pid", None) for r in list(active_requests)}:
+        if not pid:
+            continue
         try:
-            os.kill(child.pid, sig)
-            sent.append(child.pid)
-        except (OSError, TypeError):
+            os.kill(pid, sig)
+            sent.append(pid)
+        except OSError:
             pass
     return sent
 

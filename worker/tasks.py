@@ -14,6 +14,8 @@ def score_submission(self, submission_id: int, attempt: int = 1) -> str:
     """Grade one submission attempt (the message carries ids only)."""
     from worker.grading import grade
     from worker.runtime import get_runtime
+    from worker.shutdown import state
+    state.install()
     return grade(get_runtime(self.app), int(submission_id), int(attempt))
 
 
@@ -30,8 +32,6 @@ def _warm_up(sender=None, **_kwargs) -> None:
     """Start the scoring pool as soon as a worker process exists, so the first student does not wait for it."""
     from celery import current_app
     from worker.runtime import get_runtime
-    from worker.shutdown import state
-    state.install()
     if getattr(current_app.conf, "podium_settings", None) is not None and current_app.conf.get("podium_warm_pool", True):
         get_runtime(current_app).pool
 
@@ -46,8 +46,8 @@ def _shut_down(**_kwargs) -> None:
 def _tell_children(sig=None, how=None, **_kwargs) -> None:
     """Warm shutdown in the main process: let each pool child finish or hand back the job it holds."""
     if how == "Warm":
-        from worker.shutdown import forward_to_children
-        forward_to_children()
+        from worker.shutdown import forward_to_busy_children
+        forward_to_busy_children()
 
 
 @worker_init.connect
