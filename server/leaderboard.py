@@ -1,13 +1,16 @@
 """Leaderboard: each student's best public score; after the reveal, private ranks of final picks.
 
-The ranking is done by the database with window functions, so a page costs one SQL statement
-however many submissions a class has made; Python only shapes the few hundred result rows.
+A page costs a fixed number of SQL statements however many submissions a class has made, and
+none of them reads every submission: per student, an index walk finds the best entries
+(scores by challenge, user, public score), and counts come from the eligible-submissions index.
+Python then ranks the few hundred rows that come back.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import func, literal, select
 from sqlalchemy.orm import Session
 
 from server import states
@@ -16,64 +19,77 @@ from server.models import Challenge, Score, Submission, User
 FINAL_PICKS = 2
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One scored, eligible submission as the leaderboard sees it."""
+
+    user_id: int
+    submission_id: int
+    public_score: float
+    private_score: float
+    created_at: datetime
+
+
+def _public_key(e: Entry):
+    return (-e.public_score, e.created_at, e.submission_id)
+
+
+def _private_key(e: Entry):
+    return (-e.private_score, e.created_at, e.submission_id)
+
+
 def _eligible(challenge_id: int):
-    """Every scored, non-disqualified entry of a challenge with its per-user window columns (a CTE)."""
-    by_user = Score.user_id
-    public_order = (Score.public_score.desc(), Submission.created_at, Score.submission_id)
-    return (
-        select(Score.user_id, Score.submission_id, Score.public_score, Score.private_score,
-               Submission.created_at, Submission.is_final,
-               func.row_number().over(partition_by=by_user, order_by=public_order).label("public_pos"),
-               func.count().over(partition_by=by_user).label("entries"),
-               func.max(case((Submission.is_final.is_(True), 1), else_=0)).over(partition_by=by_user).label("has_final"))
-        .join(Submission, Submission.id == Score.submission_id)
-        .join(User, User.id == Score.user_id)
-        .where(Score.challenge_id == challenge_id, Submission.status == states.SCORED,
-               Submission.disqualified_reason.is_(None), User.disqualified_reason.is_(None))
-        .cte("eligible")
-    )
+    """Conditions on Submission of a scored, non-disqualified entry (literal status, so partial indexes apply)."""
+    return (Submission.challenge_id == challenge_id, Submission.status == literal(states.SCORED, literal_execute=True),
+            Submission.disqualified_reason.is_(None))
 
 
-def _best_public(e):
-    """Each user's best public entry (ties go to the earlier submission) with its public rank (a CTE)."""
-    return (
-        select(e, func.row_number().over(order_by=(e.c.public_score.desc(), e.c.created_at, e.c.submission_id))
-               .label("public_rank"))
-        .where(e.c.public_pos == 1)
-        .cte("best")
-    )
+def _nth_public(challenge_id: int, user_id, n: int):
+    """Correlated subquery: the submission id of a user's n-th best public entry (0 = best)."""
+    return (select(Score.submission_id)
+            .join(Submission, Submission.id == Score.submission_id)
+            .where(Score.challenge_id == challenge_id, Score.user_id == user_id, *_eligible(challenge_id))
+            .order_by(Score.public_score.desc(), Submission.created_at, Score.submission_id)
+            .limit(1).offset(n).scalar_subquery())
 
 
-def _final_private(e):
-    """Each user's counted private entry: best private among their picks, or among their best two public ones."""
-    picks = or_(and_(e.c.has_final == 1, e.c.is_final.is_(True)), and_(e.c.has_final == 0, e.c.public_pos <= FINAL_PICKS))
-    ranked = (
-        select(e.c.user_id, e.c.submission_id, e.c.public_score, e.c.private_score, e.c.created_at,
-               func.row_number().over(partition_by=e.c.user_id,
-                                      order_by=(e.c.private_score.desc(), e.c.created_at, e.c.submission_id))
-               .label("private_pos"))
-        .where(picks)
-        .cte("picks")
-    )
-    return select(ranked).where(ranked.c.private_pos == 1).cte("final")
+def _students_query(challenge_id: int, picks: int):
+    counts = (select(Submission.user_id, func.count().label("entries"))
+              .where(*_eligible(challenge_id)).group_by(Submission.user_id).subquery("counts"))
+    cols = [counts.c.user_id, counts.c.entries, User.username, User.alias]
+    cols += [_nth_public(challenge_id, counts.c.user_id, n).label(f"pick{n}") for n in range(picks)]
+    return select(*cols).join(User, User.id == counts.c.user_id).where(User.disqualified_reason.is_(None))
 
 
-def board_rows(session: Session, challenge_id: int, revealed: bool) -> list:
-    """One statement: per user their best public entry, public rank, entry count, name, and (revealed) final entry."""
-    e = _eligible(challenge_id)
-    best = _best_public(e)
-    cols = [best.c.user_id, best.c.submission_id, best.c.public_score, best.c.private_score, best.c.created_at,
-            best.c.entries, best.c.public_rank, User.username, User.alias]
-    query = select(*cols).join(User, User.id == best.c.user_id)
-    if revealed:
-        final = _final_private(e)
-        query = (query.add_columns(final.c.public_score.label("final_public"), final.c.private_score.label("final_private"),
-                                   final.c.created_at.label("final_at"), final.c.submission_id.label("final_id"))
-                 .join(final, final.c.user_id == best.c.user_id)
-                 .order_by(final.c.private_score.desc(), final.c.created_at, final.c.submission_id))
-    else:
-        query = query.order_by(best.c.public_rank)
-    return session.execute(query).all()
+def _finals_query(challenge_id: int):
+    return (select(Score.user_id, Score.submission_id, Score.public_score, Score.private_score, Submission.created_at)
+            .join(Score, Score.submission_id == Submission.id)
+            .where(*_eligible(challenge_id), Submission.is_final.is_(True)))
+
+
+def students(session: Session, challenge_id: int, picks: int = 1) -> list:
+    """Statement 1: per eligible student, entry count, name and the ids of their `picks` best public entries."""
+    return session.execute(_students_query(challenge_id, picks)).all()
+
+
+def entries_by_id(session: Session, ids: list[int]) -> dict[int, Entry]:
+    """Statement 2: the scores and times of these submissions."""
+    if not ids:
+        return {}
+    rows = session.execute(select(Score.user_id, Score.submission_id, Score.public_score, Score.private_score,
+                                  Submission.created_at)
+                           .join(Submission, Submission.id == Score.submission_id)
+                           .where(Score.submission_id.in_(ids))).all()
+    return {r.submission_id: Entry(*r) for r in rows}
+
+
+def final_picks(session: Session, challenge_id: int) -> dict[int, list[Entry]]:
+    """Statement 3 (after the reveal): the entries students marked as final, by user."""
+    rows = session.execute(_finals_query(challenge_id)).all()
+    out: dict[int, list[Entry]] = {}
+    for r in rows:
+        out.setdefault(r.user_id, []).append(Entry(*r))
+    return out
 
 
 def display_name(user, viewer: User | None) -> str:
@@ -87,38 +103,63 @@ def build(session: Session, challenge: Challenge, viewer: User | None) -> dict:
     """The leaderboard JSON of DESIGN.md, for this viewer."""
     revealed = challenge.revealed_at is not None
     show_private = revealed or bool(viewer and viewer.is_instructor)
+    people = students(session, challenge.id, FINAL_PICKS if revealed else 1)
+    ids = [getattr(p, f"pick{n}") for p in people for n in range(FINAL_PICKS if revealed else 1)]
+    entries = entries_by_id(session, [i for i in ids if i is not None])
+    best = {p.user_id: entries[p.pick0] for p in people}
+    public_order = sorted(best.values(), key=_public_key)
+    public_rank = {e.user_id: i + 1 for i, e in enumerate(public_order)}
+    by_user = {p.user_id: p for p in people}
+    if revealed:
+        marked = final_picks(session, challenge.id)
+        counted = {}
+        for p in people:
+            picks = marked.get(p.user_id) or [entries[i] for i in (p.pick0, p.pick1) if i is not None]
+            counted[p.user_id] = min(picks, key=_private_key)
+        order = sorted(counted.values(), key=_private_key)
+    else:
+        order = public_order
     rows = []
-    for i, r in enumerate(board_rows(session, challenge.id, revealed)):
-        rank = i + 1
-        row = {
-            "rank": rank,
-            "user": display_name(r, viewer),
-            "public_score": r.final_public if revealed else r.public_score,
-            "entries": r.entries,
-            "best_at": (r.final_at if revealed else r.created_at).isoformat(),
-        }
+    for i, e in enumerate(order):
+        p = by_user[e.user_id]
+        row = {"rank": i + 1, "user": display_name(p, viewer), "public_score": e.public_score, "entries": p.entries,
+               "best_at": e.created_at.isoformat()}
         if show_private:
-            row["private_score"] = r.final_private if revealed else r.private_score
+            row["private_score"] = e.private_score
         if revealed:
-            row["public_rank"] = r.public_rank
-            row["rank_change"] = r.public_rank - rank
+            row["public_rank"] = public_rank[e.user_id]
+            row["rank_change"] = public_rank[e.user_id] - (i + 1)
         rows.append(row)
     return {"challenge": challenge.slug, "metric": challenge.metric, "revealed": revealed, "rows": rows}
 
 
 def user_rank(session: Session, challenge: Challenge, user_id: int) -> int | None:
-    """The public rank of one user, or None when they have no scored entry (one statement)."""
-    best = _best_public(_eligible(challenge.id))
-    return session.scalar(select(best.c.public_rank).where(best.c.user_id == user_id))
+    """The public rank of one user, or None when they have no eligible scored entry (two statements)."""
+    people = {p.user_id: p.pick0 for p in students(session, challenge.id)}
+    if user_id not in people:
+        return None
+    entries = entries_by_id(session, list(people.values()))
+    mine = _public_key(entries[people[user_id]])
+    return 1 + sum(1 for e in entries.values() if _public_key(e) < mine)
 
 
 def history(session: Session, challenge: Challenge) -> list[tuple[int, datetime, float]]:
     """(user_id, time, public score) of every eligible scored entry, oldest first, for charts."""
-    e = _eligible(challenge.id)
-    return [tuple(r) for r in session.execute(select(e.c.user_id, e.c.created_at, e.c.public_score)
-                                              .order_by(e.c.created_at, e.c.submission_id)).all()]
+    rows = session.execute(select(Score.user_id, Submission.created_at, Score.public_score)
+                           .join(Submission, Submission.id == Score.submission_id)
+                           .join(User, User.id == Score.user_id)
+                           .where(*_eligible(challenge.id), User.disqualified_reason.is_(None))
+                           .order_by(Submission.created_at, Submission.id)).all()
+    return [tuple(r) for r in rows]
 
 
 def count_scored(session: Session, challenge_id: int) -> int:
     """How many scored submissions a challenge has."""
     return session.scalar(select(func.count()).select_from(Score).where(Score.challenge_id == challenge_id)) or 0
+
+
+def board_statements(challenge_id: int, revealed: bool) -> list:
+    """The SELECTs of a board other than the fetch by ids, for EXPLAIN in the benchmark."""
+    if revealed:
+        return [_students_query(challenge_id, FINAL_PICKS), _finals_query(challenge_id)]
+    return [_students_query(challenge_id, 1)]
