@@ -18,25 +18,36 @@ BATCH = 1024          # the sandbox's CPU batch (worker/sandbox/zygote.py DEFAUL
 POLL_S = 0.02         # how often the "student" asks for the score; the resolution of (b)
 
 
-def raw_inference(model_bytes: bytes, x: np.ndarray, threads: int, reps: int = 20) -> dict:
+class RawInference:
     """(a) The same TorchScript model on the same tensors in a bare loop, in this already warm process."""
-    import io
 
-    import torch
-    torch.set_num_threads(threads)
-    model = torch.jit.load(io.BytesIO(model_bytes)).eval()
-    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    def __init__(self, model_bytes: bytes, x: np.ndarray, threads: int):
+        import io
 
-    def one_pass() -> float:
+        import torch
+        torch.set_num_threads(threads)
+        self.torch, self.threads, self.n = torch, threads, len(x)
+        self.model = torch.jit.load(io.BytesIO(model_bytes)).eval()
+        self.xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        self.times: list[float] = []
+        for _ in range(3):
+            self.one_pass(record=False)
+
+    def one_pass(self, record: bool = True) -> float:
+        """Seconds for one pass over the whole test set, batch BATCH, scores copied out as numpy."""
+        torch, xt = self.torch, self.xt
         t0 = time.perf_counter()
         with torch.inference_mode():
-            torch.cat([model(xt[i:i + BATCH]) for i in range(0, len(xt), BATCH)]).numpy()
-        return time.perf_counter() - t0
+            torch.cat([self.model(xt[i:i + BATCH]) for i in range(0, len(xt), BATCH)]).numpy()
+        took = time.perf_counter() - t0
+        if record:
+            self.times.append(took)
+        return took
 
-    for _ in range(3):
-        one_pass()
-    times = [one_pass() for _ in range(reps)]
-    return {"median_s": statistics.median(times), "min_s": min(times), "n": len(x), "threads": threads}
+    def summary(self) -> dict:
+        """Median and minimum of the recorded passes."""
+        return {"median_s": statistics.median(self.times), "min_s": min(self.times), "passes": len(self.times),
+                "n": self.n, "threads": self.threads}
 
 
 def raise_limits(database_url: str, slug: str, **values) -> None:
@@ -53,12 +64,18 @@ def _epoch(dt: datetime | None) -> float | None:
     return None if dt is None else dt.replace(tzinfo=dt.tzinfo or timezone.utc).timestamp()
 
 
-def end_to_end(stack: live.Stack, token: str, slug: str, model_bytes: bytes, runs: int) -> list[dict]:
-    """(b) Upload, then ask for the score every POLL_S until it is visible; one submission at a time."""
+def end_to_end(stack: live.Stack, token: str, slug: str, model_bytes: bytes, runs: int,
+               raw: RawInference | None = None) -> list[dict]:
+    """(b) Upload, then ask for the score every POLL_S until it is visible, one at a time; a raw pass between runs.
+
+    Raw passes interleave with the runs so that load from elsewhere on the machine hits both alike.
+    """
     http = requests.Session()
     http.headers["Authorization"] = f"Bearer {token}"
     out = []
     for _ in range(runs):
+        if raw is not None:
+            raw.one_pass()
         t0 = time.time()
         resp = http.post(f"{stack.url}/api/v1/challenges/{slug}/submissions",
                          files={"model": ("model.pt", model_bytes)}, timeout=60)
@@ -147,10 +164,13 @@ def burst(stack: live.Stack, token: str, slug: str, model_bytes: bytes, n: int, 
     rows = worker_rows(database_url, ids)
     finished = [r["finished"] for r in rows.values() if r["finished"]]
     started = [r["started"] for r in rows.values() if r["started"]]
+    spans = sorted((r["started"], r["finished"]) for r in rows.values() if r["started"] and r["finished"])
+    gaps = [b[0] - a[1] for a, b in zip(spans, spans[1:])]
     return {"n": n, "scored": sum(r["status"] == "scored" for r in rows.values()),
             "failed": [r["error"] for r in rows.values() if r["status"] == "failed"][:3],
             "uploads_s": t_uploaded - t0, "wall_s": max(finished) - t0,
             "drain_s": max(finished) - min(started),
+            "gap_between_tasks_s": statistics.median(gaps) if gaps else 0.0,
             "per_sub_worker_s": statistics.median(r["timings"].get("worker_total_s", 0) for r in rows.values()),
             "per_sub_claim_to_finish_s": statistics.median(r["finished"] - r["started"] for r in rows.values()
                                                            if r["finished"] and r["started"])}

@@ -37,12 +37,12 @@ def starter_cnn(in_shape, num_classes: int = 10, seed: int = 0) -> nn.Module:
     return StarterCNN(tuple(in_shape), num_classes).eval()
 
 
-def big_model_bytes(target_mb: float, in_shape=(1, 28, 28), num_classes: int = 10) -> bytes:
+def big_model_bytes(target_mb: float, in_shape=(1, 28, 28), num_classes: int = 10, seed: int = 0) -> bytes:
     """A valid TorchScript model of about target_mb megabytes (one wide hidden layer)."""
     flat = 1
     for d in in_shape:
         flat *= d
     hidden = int(target_mb * (1 << 20) / 4 / flat)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = nn.Sequential(nn.Flatten(), nn.Linear(flat, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
     return torchscript_bytes(model)

@@ -1,0 +1,166 @@
+"""Grading-speed benchmark: `.venv/bin/python -m bench.run` (or `make bench`); writes bench/RESULTS.md.
+
+Measures on this machine, in one run: (a) raw inference, (b) end-to-end latency with a real web server
+and worker (embedded SQLite default), (c) the breakdown inside the worker, (d) a burst on one worker,
+(e) leaderboard latency with a full class in Postgres, (f) web memory during concurrent large uploads.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench import board, grading, models, report, uploads
+from tests import live
+
+HERE = Path(__file__).resolve().parent
+
+
+def _threads() -> int:
+    # The scoring child uses every core the worker may run on (worker/sandbox/pool.py).
+    return len(os.sched_getaffinity(0))
+
+
+def measure_grading(tmp: Path, bundles: list[Path], runs: int, burst_n: int) -> dict:
+    """(a), (b), (c) for each bundled challenge and (d) on the first, against one live web + worker."""
+    settings = live.settings_for(tmp / "var")
+    tokens = live.prepare_database(settings, bundles, {"ann": "student", "burst": "student"})
+    for b in bundles:
+        grading.raise_limits(settings.database_url, b.name, daily_limit=100_000, max_queued=100_000)
+    stack = live.Stack(settings)
+    stack.start_web()
+    stack.start_worker()
+    out: dict = {"grading": {}}
+    try:
+        for b in bundles:
+            meta = _meta(b)
+            with np.load(b / "data" / "test.npz") as npz:
+                x = npz["x"]
+            model = models.torchscript_bytes(models.starter_cnn(meta["input_shape"], len(meta["labels"])))
+            grading.end_to_end(stack, tokens["ann"], b.name, model, 2)   # warm: zygote, inputs, labels
+            raw = grading.RawInference(model, x, _threads())
+            e2e = grading.end_to_end(stack, tokens["ann"], b.name, model, runs, raw)
+            rows = grading.worker_rows(settings.database_url, [r["id"] for r in e2e])
+            seen = sorted(r["seen_s"] for r in e2e)
+            out["grading"][b.name] = {
+                "raw": raw.summary(), "e2e_median_s": statistics.median(seen),
+                "e2e_p95_s": seen[min(len(seen) - 1, int(0.95 * len(seen)))], "model_bytes": len(model),
+                "breakdown": grading.breakdown(e2e, rows),
+                "device": rows[e2e[0]["id"]]["device"], "versions": rows[e2e[0]["id"]]["versions"]}
+            print(f"[grading] {b.name}: raw {raw.summary()['median_s']:.3f} s, "
+                  f"end to end {statistics.median(seen):.3f} s", flush=True)
+        if burst_n:
+            b = bundles[0]
+            meta = _meta(b)
+            model = models.torchscript_bytes(models.starter_cnn(meta["input_shape"], len(meta["labels"])))
+            with np.load(b / "data" / "test.npz") as npz:
+                raw = grading.RawInference(model, npz["x"], _threads())
+            for _ in range(5):
+                raw.one_pass()
+            result = grading.burst(stack, tokens["burst"], b.name, model, burst_n)
+            for _ in range(5):
+                raw.one_pass()
+            raw_s = raw.summary()["median_s"]
+            out["burst"] = dict(result, slug=b.name, raw_s=raw_s, sum_raw_s=raw_s * burst_n)
+            print(f"[burst] {burst_n} in {result['wall_s']:.1f} s; raw sum {raw_s * burst_n:.1f} s", flush=True)
+    finally:
+        stack.stop()
+    return out
+
+
+def measure_board_and_uploads(tmp: Path, digits: Path, students: int, per_student: int, requests_n: int,
+                              clients: int, upload_mb: float) -> dict:
+    """(e) leaderboard latency (schema as is, then with the proposed indexes) and (f) upload memory, on Postgres."""
+    out: dict = {}
+    if not live.postgres_available():
+        print(f"[board] PostgreSQL not reachable at {live.PG_ADMIN_URL}: (e) and (f) skipped", flush=True)
+        return out
+    with live.fresh_postgres_db() as url:
+        settings = live.settings_for(tmp / "pg", database_url=url)
+        names = {"prof": "instructor", **{f"uploader{i:02d}": "student" for i in range(clients)}}
+        tokens = live.prepare_database(settings, [digits], names)
+        out["postgres"] = board.server_version(url)
+        out["seed"] = board.seed(url, digits.name, students, per_student)
+        print(f"[board] seeded {out['seed']}", flush=True)
+        stack = live.Stack(settings)
+        stack.start_web()
+        try:
+            out["board"] = {}
+            for variant in ("schema as is", "with proposed indexes"):
+                if variant != "schema as is":
+                    out["indexes_added"] = board.add_proposed_indexes(url)
+                out["board"][variant] = board.measure_pages(stack.url, url, digits.name, tokens["prof"], requests_n)
+                print(f"[board] {variant}: " + ", ".join(f"{k} p95 {v['p95_ms']:.0f} ms"
+                                                         for k, v in out["board"][variant]["pages"].items()),
+                      flush=True)
+            grading.raise_limits(url, digits.name, max_model_mb=upload_mb + 10, daily_limit=100_000,
+                                 max_queued=100_000)
+            big = [models.big_model_bytes(upload_mb, seed=i) for i in range(clients)]
+            out["uploads"] = uploads.concurrent_uploads(stack.procs["web"].pid, stack.url,
+                                                        [tokens[f"uploader{i:02d}"] for i in range(clients)],
+                                                        digits.name, big)
+            print(f"[uploads] {out['uploads']}", flush=True)
+        finally:
+            stack.stop()
+    return out
+
+
+def _meta(bundle: Path) -> dict:
+    import tomllib
+    return tomllib.loads((bundle / "challenge.toml").read_text())
+
+
+NOTES = [
+    "(b) is what a student sees: the time from sending the upload to the first GET /api/v1/submissions/<id> that "
+    f"says scored, asking every {grading.POLL_S * 1000:.0f} ms (so up to that much of it is polling).",
+    "(a) is the same TorchScript file on the same test tensors in this (warm) process, batch 1024, torch threads "
+    "= the cores the worker's scoring child uses.",
+    "(d) uploads come from 8 client threads while the one worker scores, so web and worker share the 2 cores; "
+    "'worker only' leaves the upload phase out.",
+    "(e) 300 students x 100 scored submissions bulk-inserted into a fresh Postgres database; sequential GETs over "
+    "one keep-alive connection to gunicorn (2 workers x 4 threads); 'proposed indexes' are the partial indexes "
+    "bench/board.py PROPOSED_INDEXES creates, which the lead is asked to add to server/models.py.",
+    "(f) models are valid TorchScript files (one wide linear layer); peak RSS is VmHWM of each gunicorn worker "
+    "and a 10 ms sample of the sum over master and workers.",
+]
+
+
+def main(argv=None) -> dict:
+    """Run every measurement, print the table and write bench/RESULTS.md."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=10, help="end-to-end runs per challenge")
+    ap.add_argument("--burst", type=int, default=200)
+    ap.add_argument("--students", type=int, default=300)
+    ap.add_argument("--per-student", type=int, default=100)
+    ap.add_argument("--requests", type=int, default=200, help="GETs per leaderboard page")
+    ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--upload-mb", type=float, default=50)
+    ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    args = ap.parse_args(argv)
+    from challenges.build import build_all
+
+    t0 = time.perf_counter()
+    results: dict = {"machine": report.machine()}
+    with tempfile.TemporaryDirectory(prefix="podium-bench-") as d:
+        tmp = Path(d)
+        bundles = build_all(tmp / "bundles")
+        print(f"[bundles] {[b.name for b in bundles]} in {time.perf_counter() - t0:.0f} s", flush=True)
+        results.update(measure_grading(tmp, bundles, args.runs, args.burst))
+        results.update(measure_board_and_uploads(tmp, bundles[0], args.students, args.per_student, args.requests,
+                                                 args.clients, args.upload_mb))
+    results["load_after"] = os.getloadavg()
+    results["bench_wall_s"] = time.perf_counter() - t0
+    report.write(results, args.out, NOTES)
+    print("\n".join(report.table(results)))
+    print("\n".join(report.breakdown_lines(results)))
+    print(f"written {args.out}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
