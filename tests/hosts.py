@@ -91,3 +91,20 @@ def descendants(pid: int) -> set[int]:
 def claimed_by(worker_name: str | None, tree: set[int]) -> bool:
     """True when a Submission.worker value ("host:pid") names a process in this tree."""
     return bool(worker_name) and int(worker_name.rsplit(":", 1)[1]) in tree
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    """The environment a process started with (empty if it is gone)."""
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+
+
+def cmdline_of(pid: int) -> str:
+    """A process's command line, space-separated (empty if it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""

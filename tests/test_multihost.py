@@ -14,7 +14,7 @@ from server.models import Challenge, Submission
 from tests import live
 from tests.conftest import require_postgres_and_redis, write_tiny_bundle
 from tests.models import predict, scripted_bytes, small_cnn, trained_cnn
-from tests.hosts import S3Server, claimed_by, descendants
+from tests.hosts import S3Server, claimed_by, cmdline_of, descendants, environ_of
 
 pytestmark = pytest.mark.postgres
 
@@ -102,6 +102,16 @@ def test_burst_is_scored_correctly_by_both_hosts_fetching_the_test_set_once(depa
     trees = [descendants(stack.procs[f"worker{i + 1}"].pid) for i, stack in enumerate(workers)]
     by_host = [sum(1 for _, w, _ in rows if claimed_by(w, tree)) for tree in trees]
     assert sum(by_host) == BURST and min(by_host) >= 1, by_host
+
+    # Storage credentials stay in the worker: the scoring sandbox's environment has none of them.
+    sandboxes = [p for tree in trees for p in tree if "worker.sandbox.zygote" in cmdline_of(p)]
+    assert len(sandboxes) >= 2
+    for pid in sandboxes:
+        env = environ_of(pid)
+        leaked = [k for k in env if k.startswith("AWS_") or k in ("PODIUM_SECRET_KEY", "PODIUM_DATABASE_URL",
+                                                                   "PODIUM_BROKER_URL", "PODIUM_STORAGE_URL")]
+        assert env and not leaked, leaked
+    assert "AWS_SECRET_ACCESS_KEY" in environ_of(workers[0].procs["worker1"].pid)
 
     # The held-out set: one download per host, then served from each host's own cache.
     key = f"{PREFIX}/{test_sha[:2]}/{test_sha}"

@@ -11,7 +11,7 @@ from server.models import Challenge, Course, Submission, User
 from server.queueing import fair_share_priority, queue_for, queue_for_device, waiting_ahead
 from tests import live
 from tests.conftest import write_tiny_bundle
-from tests.hosts import claimed_by, descendants
+from tests.hosts import claimed_by, cmdline_of, descendants, environ_of
 from tests.models import scripted_bytes, small_cnn
 
 BURST = 8
@@ -106,10 +106,16 @@ def test_gpu_only_challenge_waits_for_a_gpu_worker_while_cpu_challenges_proceed(
     waiting = _row(routed, gpu_sub)
     assert waiting.status == "queued" and waiting.started_at is None and waiting.enqueued_at is not None
 
-    routed.start_worker("gpu-worker", queues="gpu,podium")
+    routed.start_worker("gpu-worker", queues="gpu,podium", PODIUM_GPU="3")
     sub = live.Api(routed.url, routed.tokens["u1"]).wait_finished(gpu_sub, timeout_s=90)
     assert sub["status"] == "scored", (sub, routed.log("gpu-worker")[-3000:])
     gpu_tree = descendants(routed.procs["gpu-worker"].pid)
+    # Pinned: the pool process and the scoring sandbox below it see only GPU 3.
+    sandbox = [p for p in gpu_tree if "worker.sandbox.zygote" in cmdline_of(p)]
+    assert sandbox, [cmdline_of(p) for p in gpu_tree]
+    for pid in set().union(*(descendants(z) for z in sandbox)):  # exec'd after pinning: /proc shows their env
+        env = environ_of(pid)
+        assert not env or env.get("CUDA_VISIBLE_DEVICES") == "3", (cmdline_of(pid), env.get("CUDA_VISIBLE_DEVICES"))
     assert claimed_by(_row(routed, gpu_sub).worker, gpu_tree)
     assert not claimed_by(_row(routed, cpu_sub).worker, gpu_tree)
     routed.kill("cpu-worker")
