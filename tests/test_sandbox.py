@@ -247,9 +247,11 @@ def test_zygote_killed_during_run_is_an_infrastructure_error(pool, data, tmp_pat
 def test_close_leaves_no_process(data, tmp_path):
     p = ScoringPool(threads=1)
     p.start()
-    pid = p.health()["pid"]
     r = _run(p, data, _save(tmp_path, Forever(), "forever"), time_limit_s=0.5)
     assert not r.ok
+    health = p.health()
+    assert health["spare_pid"]
     p.close()
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
+    for pid in (health["pid"], health["spare_pid"]):
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

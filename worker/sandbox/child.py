@@ -7,14 +7,16 @@ the zygote beforehand, because after confinement no file can be opened.
 from __future__ import annotations
 
 import io
+import json
 import os
+import socket
 import time
 
 import numpy as np
 import torch
 
-from worker.sandbox.confine import confine
-from worker.sandbox.protocol import write_frame
+from worker.sandbox.confine import confine, limit_resources, vm_bytes
+from worker.sandbox.protocol import read_exact, write_frame
 
 MAX_MESSAGE = 4000
 
@@ -82,11 +84,10 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _prepare_cuda(device: str, memory_limit_mb: int) -> None:
+def _prepare_cuda(device: str) -> None:
     # Landlock checks files at open time and the driver opens /dev/nvidia* lazily: make the context now.
     dev = torch.device(device)
-    total = torch.cuda.get_device_properties(dev).total_memory
-    torch.cuda.set_per_process_memory_fraction(min(1.0, memory_limit_mb * 2**20 / total), dev)
+    torch.cuda.get_device_properties(dev)
     torch.zeros(1, device=dev)
     torch.cuda.synchronize(dev)
 
@@ -99,15 +100,46 @@ def _error(res_w: int, stage: str, exc: BaseException, **timings: float) -> None
                         **timings})
 
 
-def serve(*, req: dict, model_fd: int, res_w: int, x: np.ndarray, device: str, threads: int) -> None:
-    """Confine this process, then load and run the model described by req, reporting frames on res_w."""
+def _receive_request(sock: socket.socket) -> tuple[dict, bytes, int | None]:
+    """Wait for the zygote's request frame; the model file arrives as a passed descriptor."""
+    buf, fds = bytearray(), []
+    while len(buf) < 4:
+        data, got, _, _ = socket.recv_fds(sock, 1 << 16, 1)
+        if not data:
+            raise EOFError("zygote hung up")
+        buf += data
+        fds += got
+    size = int.from_bytes(buf[:4], "big")
+    while len(buf) < 4 + size:
+        buf += read_exact(sock, 4 + size - len(buf))
+    header = json.loads(bytes(buf[4:4 + size]))
+    rest = int(header.get("nbytes", 0)) - (len(buf) - 4 - size)
+    payload = bytes(buf[4 + size:]) + (read_exact(sock, rest) if rest > 0 else b"")
+    return header, payload, (fds[0] if fds else None)
+
+
+def spare(*, sock_fd: int, cache: dict, device: str, threads: int) -> None:
+    """Confine now, wait for one request, then load and run the model it names, reporting on sock_fd."""
     t0 = time.perf_counter()
     if device.startswith("cuda"):
-        _prepare_cuda(device, int(req["memory_limit_mb"]))
-    cpu_s = int(req["time_limit_s"] * max(threads, 1)) + 2
-    layers = confine(keep_fds={model_fd, res_w}, memory_limit_mb=int(req["memory_limit_mb"]), cpu_s=cpu_s)
+        _prepare_cuda(device)
+    base_vm = vm_bytes()
+    layers = confine(keep_fds={sock_fd})
+    confine_s = time.perf_counter() - t0
+    sock = socket.socket(fileno=sock_fd)
+    req, payload, model_fd = _receive_request(sock)
     t1 = time.perf_counter()
-    write_frame(res_w, {"event": "confined", "layers": layers, "confine_s": t1 - t0})
+    memory_limit_mb = int(req["memory_limit_mb"])
+    limit_resources(base_vm=base_vm, memory_limit_mb=memory_limit_mb,
+                    cpu_s=float(req["time_limit_s"]) * max(threads, 1) + 1)
+    if device.startswith("cuda"):
+        total = torch.cuda.get_device_properties(torch.device(device)).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, memory_limit_mb * 2**20 / total), torch.device(device))
+    if req["op"] == "check":
+        x = np.frombuffer(payload, dtype=np.float32).reshape(req["samples_shape"]).copy()
+    else:
+        x = cache[req["inputs_key"]]
+    write_frame(sock_fd, {"event": "confined", "layers": layers, "confine_s": confine_s})
     try:
         torch.set_num_threads(max(threads, 1))
         data = _read_all(model_fd)
@@ -115,14 +147,14 @@ def serve(*, req: dict, model_fd: int, res_w: int, x: np.ndarray, device: str, t
         del data
         model.eval()
     except BaseException as exc:
-        _error(res_w, "load", exc, load_s=time.perf_counter() - t1)
+        _error(sock_fd, "load", exc, load_s=time.perf_counter() - t1)
         return
     t2 = time.perf_counter()
     problem = signature_problem(model)
     if problem:
-        write_frame(res_w, {"event": "error", "stage": "signature", "output": True, "message": problem})
+        write_frame(sock_fd, {"event": "error", "stage": "signature", "output": True, "message": problem})
         return
-    write_frame(res_w, {"event": "stage", "stage": "forward", "load_s": t2 - t1})
+    write_frame(sock_fd, {"event": "stage", "stage": "forward", "load_s": t2 - t1})
     num_classes = int(req["num_classes"])
     try:
         if req["op"] == "check":
@@ -130,18 +162,19 @@ def serve(*, req: dict, model_fd: int, res_w: int, x: np.ndarray, device: str, t
         else:
             arrays = [infer(model, x, int(req["batch_size"]), device, num_classes)]
     except BaseException as exc:
-        _error(res_w, "forward", exc, load_s=t2 - t1, inference_s=time.perf_counter() - t2)
+        _error(sock_fd, "forward", exc, load_s=t2 - t1, inference_s=time.perf_counter() - t2)
         return
     t3 = time.perf_counter()
     payload = b"".join(np.ascontiguousarray(a, dtype=np.float32).tobytes() for a in arrays)
-    write_frame(res_w, {"event": "result", "shapes": [list(a.shape) for a in arrays], "load_s": t2 - t1, "inference_s": t3 - t2}, payload)
+    write_frame(sock_fd, {"event": "result", "shapes": [list(a.shape) for a in arrays], "load_s": t2 - t1,
+                          "inference_s": t3 - t2}, payload)
 
 
 def main(**kwargs) -> None:
-    """Entry point after fork: serve one request and leave without running any Python cleanup."""
+    """Entry point after fork: be a spare for one request and leave without running any Python cleanup."""
     code = 0
     try:
-        serve(**kwargs)
+        spare(**kwargs)
     except BaseException:
         code = 70
     finally:

@@ -51,14 +51,23 @@ def _close_fds(keep: set[int]) -> None:
     os.closerange(lo, 1 << 20)
 
 
-def _rlimits(memory_limit_mb: int, cpu_s: int, nofile: int) -> None:
-    # Torch alone maps hundreds of MB of address space; the limit is what the model may add to that.
-    address = vm_bytes() + memory_limit_mb * 2**20
-    resource.setrlimit(resource.RLIMIT_AS, (address, address))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
+def _base_rlimits(nofile: int) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def limit_resources(*, base_vm: int, memory_limit_mb: int, cpu_s: float) -> None:
+    """Cap address space at base_vm + the memory limit and CPU time at what is used now + cpu_s.
+
+    Works after confinement too: lowering a limit needs no privilege, and the model can never raise it.
+    """
+    # Torch alone maps hundreds of MB of address space; the limit is what the model may add to that.
+    address = base_vm + memory_limit_mb * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (address, address))
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = int(used.ru_utime + used.ru_stime + cpu_s) + 1
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
 
 
 def _drop_user() -> str:
@@ -87,8 +96,14 @@ def _set(status: dict, layer: str, fn, *args) -> None:
         status[layer] = f"unavailable: {type(exc).__name__}: {exc}"
 
 
-def confine(*, keep_fds: set[int], memory_limit_mb: int, cpu_s: int, nofile: int = 32) -> dict[str, str]:
-    """Apply every confinement layer to this process; return {layer: "ok" | "unavailable: why" | ...}."""
+def confine(*, keep_fds: set[int], memory_limit_mb: int | None = None, cpu_s: float | None = None,
+            nofile: int = 32) -> dict[str, str]:
+    """Apply every confinement layer to this process; return {layer: "ok" | "unavailable: why" | ...}.
+
+    Without memory_limit_mb and cpu_s the address-space and CPU limits are left for limit_resources().
+    """
+    base_vm = vm_bytes()
+    parent = os.getppid()
     status: dict[str, str] = {}
     _set(status, "session", os.setsid)
     _set(status, "stdio", _stdio_to_null)
@@ -104,7 +119,15 @@ def confine(*, keep_fds: set[int], memory_limit_mb: int, cpu_s: int, nofile: int
             status["namespaces"] = f"net+ipc only (user: {exc})"
     # Credential changes clear the parent-death signal, so it is set after them.
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
-    _set(status, "rlimits", _rlimits, memory_limit_mb, cpu_s, nofile)
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(0)
+
+    def rlimits():
+        _base_rlimits(nofile)
+        if memory_limit_mb is not None and cpu_s is not None:
+            limit_resources(base_vm=base_vm, memory_limit_mb=memory_limit_mb, cpu_s=cpu_s)
+
+    _set(status, "rlimits", rlimits)
     try:
         status["landlock"] = f"ok (ABI {landlock.restrict_all()})"
     except Exception as exc:
@@ -117,6 +140,3 @@ def confine(*, keep_fds: set[int], memory_limit_mb: int, cpu_s: int, nofile: int
     return status
 
 
-def layers_ok(status: dict[str, str]) -> bool:
-    """True when every layer reported ok (or skipped for a harmless reason)."""
-    return all(v.startswith(("ok", "skipped")) for v in status.values())
