@@ -68,6 +68,17 @@ def final(submission_id: int):
     return jsonify(submission_json(sub, user))
 
 
+@classroom_api.post("/submissions/<int:submission_id>/cancel")
+def cancel(submission_id: int):
+    """Cancel a queued or running submission (owner or instructors); 409 when it already finished."""
+    user, sub = _visible(submission_id)
+    if not ops.cancel(db_session(), sub, user):
+        raise ApiError(409, "finished", f"submission {submission_id} already finished")
+    db_session().commit()
+    db_session().refresh(sub)
+    return jsonify(submission_json(sub, user))
+
+
 @classroom_api.get("/challenges/<slug>/dashboard")
 def dashboard(slug: str):
     """Every submission with scores, timings, device and the students who uploaded the identical model (instructors)."""

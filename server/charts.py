@@ -1,6 +1,7 @@
 """Server-side SVG chart of the best public score over time (no JavaScript library, no CDN)."""
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 from markupsafe import Markup, escape
@@ -19,8 +20,16 @@ def best_so_far(history: list[tuple[int, datetime, float]], user_ids: list[int])
     return series
 
 
-def _nice_floor(lo: float) -> float:
-    return max(0.0, int(lo * 10) / 10)
+def _ticks(lo: float, hi: float) -> tuple[float, float, float]:
+    """A y range and step on round numbers that holds [lo, hi] with 3 to 10 grid lines."""
+    eps = 1e-9
+    for step in (0.1, 0.05, 0.02):
+        y0, y1 = math.floor(lo / step + eps) * step, math.ceil(hi / step - eps) * step
+        if (y1 - y0) / step >= 3 - eps:
+            return y0, y1, step
+    step = 0.05
+    y1 = max(math.ceil(hi / step - eps) * step, 4 * step)
+    return max(0.0, min(math.floor(lo / step + eps) * step, y1 - 4 * step)), y1, step
 
 
 def progress_svg(series: list[tuple[str, list[tuple[datetime, float]], bool]], now: datetime,
@@ -32,10 +41,9 @@ def progress_svg(series: list[tuple[str, list[tuple[datetime, float]], bool]], n
     left, right, top, bottom = 56, 190, 16, 36
     t0 = min(p[0] for p in points).timestamp()
     t1 = max(now.timestamp(), t0 + 60)
-    y0 = _nice_floor(min(p[1] for p in points))
-    y1 = 1.0 if max(p[1] for p in points) <= 1.0 else max(p[1] for p in points)
-    if y1 - y0 < 0.05:
-        y0 = max(0.0, y1 - 0.1)
+    y0, y1, step = _ticks(min(p[1] for p in points), max(p[1] for p in points))
+    short = (t1 - t0) < 86400  # within a day the axis shows times only
+    short_attr = ' data-short="1"' if short else ""
     plot_w, plot_h = width - left - right, height - top - bottom
 
     def x(t: float) -> float:
@@ -46,8 +54,8 @@ def progress_svg(series: list[tuple[str, list[tuple[datetime, float]], bool]], n
 
     out = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" xmlns="http://www.w3.org/2000/svg" '
            f'aria-label="Best public score over time">']
-    for i in range(5):
-        v = y0 + (y1 - y0) * i / 4
+    for i in range(int(round((y1 - y0) / step)) + 1):
+        v = y0 + step * i
         out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(v):.1f}" y2="{y(v):.1f}" class="grid"/>'
                    f'<text x="{left - 8}" y="{y(v) + 4:.1f}" text-anchor="end" class="axis">{v:.2f}</text>')
     for i in range(4):
@@ -55,7 +63,8 @@ def progress_svg(series: list[tuple[str, list[tuple[datetime, float]], bool]], n
         iso = datetime.fromtimestamp(t, tz=now.tzinfo).isoformat()
         anchor = "start" if i == 0 else "end" if i == 3 else "middle"
         out.append(f'<text x="{x(t):.1f}" y="{height - 12}" text-anchor="{anchor}" class="axis" '
-                   f'data-localtime="{iso}">{iso[5:16].replace("T", " ")}</text>')
+                   f'data-localtime="{iso}"{short_attr}>'
+                   f'{iso[11:16] if short else iso[5:16].replace("T", " ")}</text>')
     color_i = 0
     for n, (label, pts, baseline) in enumerate(series):
         if not pts:

@@ -127,3 +127,9 @@ def set_window(session: Session, challenge: Challenge, opens_at: datetime | None
         raise ValueError("the deadline must come after the opening time")
     challenge.opens_at, challenge.deadline = opens_at, deadline
     session.flush()
+
+
+def cancel(session: Session, sub: Submission, by: User) -> bool:
+    """Stop a queued or running submission (its owner or an instructor); it ends failed and is not counted."""
+    who = "the instructor" if by.is_instructor and by.id != sub.user_id else "you"
+    return states.fail(session, sub.id, f"cancelled by {who}", kind=states.FAILURE_CANCELLED)

@@ -74,12 +74,18 @@ def chart_for(challenge: Challenge, board: dict, viewer: User | None):
 
 @web.get("/challenges/<slug>/leaderboard")
 def leaderboard_page(slug: str):
-    """Projector-friendly leaderboard that refreshes itself, with a chart of progress over time."""
+    """Projector-friendly leaderboard that refreshes itself, with a chart of progress over time.
+
+    Instructors get the class's view unless they ask for ?view=instructor: the page is meant for a
+    projector, and real names and private scores must not reach the wall by accident.
+    """
     challenge = challenge_or_404(slug)
     me = session_user()
-    board = leaderboard.build(db_session(), challenge, me)
-    return render_template("leaderboard.html", c=challenge, board=board, me=me, chart=chart_for(challenge, board, me),
-                           now=utcnow(), baseline=BASELINE_USER)
+    instructor_view = bool(me and me.is_instructor and request.args.get("view") == "instructor")
+    viewer = me if instructor_view or not (me and me.is_instructor) else None
+    board = leaderboard.build(db_session(), challenge, viewer)
+    return render_template("leaderboard.html", c=challenge, board=board, me=me, instructor_view=instructor_view,
+                           chart=chart_for(challenge, board, viewer), now=utcnow(), baseline=BASELINE_USER)
 
 
 @web.route("/login", methods=["GET", "POST"])

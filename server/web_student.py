@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from server import leaderboard, states
 from server.errors import ApiError
+from server.instructor import cancel as cancel_submission
 from server.intake import accept_submission
 from server.models import Challenge, Submission
 from server.services import db_session, services
@@ -78,6 +79,22 @@ def final(submission_id: int):
     if target == "challenge":
         return redirect(url_for("web.challenge_page", slug=sub.challenge.slug) + "#mine")
     return redirect(url_for("web.student.submission_page", submission_id=sub.id))
+
+
+@student.post("/submissions/<int:submission_id>/cancel")
+@login_required
+def cancel(submission_id: int):
+    """Cancel a submission that is still waiting or running; cancellations do not count against the daily limit."""
+    sub = visible_submission(submission_id)
+    session = db_session()
+    if cancel_submission(session, sub, session_user()):
+        session.commit()
+        flash(f"Submission #{sub.id} cancelled.", "ok")
+    else:
+        flash(f"Submission #{sub.id} had already finished.", "error")
+    if request.form.get("back") == "dashboard":
+        return redirect(url_for("web.instructor.dashboard", slug=sub.challenge.slug), code=303)
+    return redirect(url_for("web.challenge_page", slug=sub.challenge.slug) + "#mine", code=303)
 
 
 @student.get("/submissions/<int:submission_id>/model.pt")

@@ -228,8 +228,14 @@ def test_alias_on_leaderboard_real_names_for_instructors(room):
     assert "Quiet Fox" in anon and ">alice<" not in anon
     board = room.app.test_client().get("/api/v1/challenges/tiny/leaderboard").json
     assert board["rows"][0]["user"] == "Quiet Fox"
-    prof = Browser(room.app, "prof").get("/challenges/tiny/leaderboard").get_data(as_text=True)
-    assert ">alice<" in prof
+    prof = Browser(room.app, "prof")
+    projector = prof.get("/challenges/tiny/leaderboard").get_data(as_text=True)
+    assert "Quiet Fox" in projector and ">alice<" not in projector and "0.8000" not in projector
+    own_view = prof.get("/challenges/tiny/leaderboard?view=instructor").get_data(as_text=True)
+    assert ">alice<" in own_view and "0.8000" in own_view
+    as_student = alice.get("/challenges/tiny/leaderboard?view=instructor").get_data(as_text=True)
+    table = as_student[as_student.index('<table class="board"'):]
+    assert ">alice<" not in table[:table.index("</table>")] and "Quiet Fox" in table
 
 
 # ---------------------------------------------------------------- student pages
@@ -250,6 +256,27 @@ def test_web_upload_form_queues_a_submission(room):
     garbage = alice.client.post("/challenges/tiny/submit", content_type="multipart/form-data",
                                 data={"csrf_token": token, "model": (io.BytesIO(b"not a zip"), "model.pt")})
     assert "Upload refused" in alice.get(garbage.headers["Location"]).get_data(as_text=True)
+
+
+def test_cancelled_submissions_do_not_count(room):
+    with room.session() as s:
+        room.challenge(s).daily_limit = 1
+    alice = Browser(room.app, "alice")
+    token = alice.csrf("/challenges/tiny")
+    alice.client.post("/challenges/tiny/submit", content_type="multipart/form-data",
+                      data={"csrf_token": token, "model": (io.BytesIO(model_bytes()), "model.pt")})
+    with room.session() as s:
+        sub_id = s.scalar(select(Submission.id))
+    assert "used all 1 uploads" in alice.get("/challenges/tiny").get_data(as_text=True)
+    page = alice.post(f"/submissions/{sub_id}/cancel", {}, follow_redirects=True).get_data(as_text=True)
+    assert f"Submission #{sub_id} cancelled" in page and "cancelled by you" in page
+    assert "0 of 1 uploads used today" in page
+    with room.session() as s:
+        sub = s.get(Submission, sub_id)
+        assert sub.status == states.FAILED and sub.failure_kind == states.FAILURE_CANCELLED
+    again = room.app.test_client().post(f"/api/v1/submissions/{sub_id}/cancel",
+                                        headers={"Authorization": f"Bearer {room.tokens['prof']}"})
+    assert again.status_code == 409
 
 
 def test_limits_and_window_are_shown_and_enforced(room):

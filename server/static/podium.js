@@ -2,6 +2,7 @@
 (function () {
   "use strict";
   var fmt = new Intl.DateTimeFormat(undefined, {dateStyle: "medium", timeStyle: "short"});
+  var timeFmt = new Intl.DateTimeFormat(undefined, {timeStyle: "short"});
 
   function localize(root) {
     root.querySelectorAll("time[datetime]").forEach(function (t) {
@@ -10,7 +11,7 @@
     });
     root.querySelectorAll("[data-localtime]").forEach(function (t) {
       var d = new Date(t.getAttribute("data-localtime"));
-      if (!isNaN(d)) { t.textContent = fmt.format(d); }
+      if (!isNaN(d)) { t.textContent = (t.hasAttribute("data-short") ? timeFmt : fmt).format(d); }
     });
     root.querySelectorAll("[data-until]").forEach(function (el) {
       var ms = new Date(el.getAttribute("data-until")) - new Date();
@@ -34,6 +35,9 @@
           el.setAttribute("data-status", s.status);
           var cell = el.classList.contains("js-status") ? el : el.querySelector(".js-status");
           if (cell) { cell.innerHTML = badge(s.status); }
+          if (s.status === "scored" || s.status === "failed") {
+            el.querySelectorAll(".js-cancel").forEach(function (f) { f.remove(); });
+          }
           if (el.hasAttribute("data-reload") && (s.status === "scored" || s.status === "failed")) {
             window.location.reload(); return;
           }
