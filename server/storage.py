@@ -85,7 +85,7 @@ class BlobStore(Protocol):
 
 def check_sha(sha: str) -> str:
     """The sha256 itself, or ValueError when it is not 64 lowercase hex digits (keys never come from users raw)."""
-    if not isinstance(sha, str) or not _SHA.match(sha):
+    if not isinstance(sha, str) or not _SHA.fullmatch(sha):
         raise ValueError(f"not a sha256: {sha!r}")
     return sha
 

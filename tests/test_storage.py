@@ -49,8 +49,9 @@ def test_local_store_round_trip_and_limit(tmp_path):
     with pytest.raises(TooLarge):
         store.put_stream(io.BytesIO(data), max_bytes=1000)
     assert list((tmp_path / "blobs" / "tmp").iterdir()) == []
-    with pytest.raises(ValueError):
-        store.local_path("../../etc/passwd")
+    for bad in ("../../etc/passwd", "a" * 64 + "\n", "A" * 64):
+        with pytest.raises(ValueError):
+            store.local_path(bad)
     with pytest.raises(FileNotFoundError):
         store.local_path("0" * 64)
 
