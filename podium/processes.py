@@ -54,6 +54,8 @@ def worker(settings: Settings, queues: str | None = None, concurrency: int = 1, 
     argv = ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", "--pool=prefork",
             f"--queues={queues}", f"--max-tasks-per-child={max_tasks_per_child}", "--without-gossip",
             "--without-mingle"]
+    if hostname is None and settings.gpu is not None:
+        hostname = f"gpu{settings.gpu}@%h"  # one worker per GPU on a host: distinct node names
     if hostname:
         argv.append(f"--hostname={hostname}")
     app.worker_main(argv)
