@@ -85,11 +85,28 @@ def _read_all(fd: int) -> bytes:
 
 
 def _prepare_cuda(device: str) -> None:
-    # Landlock checks files at open time and the driver opens /dev/nvidia* lazily: make the context now.
+    # Landlock checks files at open time; the driver opens /dev/nvidia* and torch dlopens cuBLAS and
+    # cuDNN lazily, so make the context and run each kind of kernel once before confining.
     dev = torch.device(device)
     torch.cuda.get_device_properties(dev)
-    torch.zeros(1, device=dev)
+    with torch.inference_mode():
+        x = torch.ones(2, 1, 8, 8, device=dev)
+        y = torch.nn.functional.conv2d(x, torch.ones(2, 1, 3, 3, device=dev))
+        y = torch.nn.functional.batch_norm(y, torch.zeros(2, device=dev), torch.ones(2, device=dev))
+        z = torch.flatten(torch.nn.functional.max_pool2d(torch.relu(y), 2), 1) @ torch.ones(18, 3, device=dev)
+        torch.softmax(z, 1).cpu()
     torch.cuda.synchronize(dev)
+
+
+def cuda_library_dirs() -> tuple[str, ...]:
+    """Directories a CUDA child may still read after confinement: where torch and the CUDA libraries live."""
+    import site
+
+    dirs = [os.path.join(os.path.dirname(torch.__file__), "lib")]
+    for base in site.getsitepackages():
+        dirs.append(os.path.join(base, "nvidia"))
+    dirs += ["/usr/local/cuda/lib64", "/usr/lib/x86_64-linux-gnu", "/usr/lib64"]
+    return tuple(d for d in dirs if os.path.isdir(d))
 
 
 def _error(res_w: int, stage: str, exc: BaseException, **timings: float) -> None:
@@ -124,7 +141,7 @@ def spare(*, sock_fd: int, cache: dict, device: str, threads: int) -> None:
     if device.startswith("cuda"):
         _prepare_cuda(device)
     base_vm = vm_bytes()
-    layers = confine(keep_fds={sock_fd})
+    layers = confine(keep_fds={sock_fd}, read_only=cuda_library_dirs() if device.startswith("cuda") else ())
     confine_s = time.perf_counter() - t0
     sock = socket.socket(fileno=sock_fd)
     req, payload, model_fd = _receive_request(sock)

@@ -97,10 +97,11 @@ def _set(status: dict, layer: str, fn, *args) -> None:
 
 
 def confine(*, keep_fds: set[int], memory_limit_mb: int | None = None, cpu_s: float | None = None,
-            nofile: int = 32) -> dict[str, str]:
+            nofile: int = 32, read_only: tuple[str, ...] = ()) -> dict[str, str]:
     """Apply every confinement layer to this process; return {layer: "ok" | "unavailable: why" | ...}.
 
     Without memory_limit_mb and cpu_s the address-space and CPU limits are left for limit_resources().
+    read_only: directories Landlock still lets the process read (GPU children: the CUDA libraries).
     """
     base_vm = vm_bytes()
     parent = os.getppid()
@@ -129,7 +130,8 @@ def confine(*, keep_fds: set[int], memory_limit_mb: int | None = None, cpu_s: fl
 
     _set(status, "rlimits", rlimits)
     try:
-        status["landlock"] = f"ok (ABI {landlock.restrict_all()})"
+        abi = landlock.restrict_all(read_only)
+        status["landlock"] = f"ok (ABI {abi}" + (f", read-only: {', '.join(read_only)})" if read_only else ")")
     except Exception as exc:
         status["landlock"] = f"unavailable: {exc}"
     try:

@@ -14,6 +14,7 @@ import signal
 import socket
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -39,11 +40,15 @@ def warm(threads: int) -> str:
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
                               torch.nn.Flatten(), torch.nn.Linear(2 * 13 * 13, 3), torch.nn.Softmax(dim=1))
     buf = io.BytesIO()
-    torch.jit.save(torch.jit.script(net.eval()), buf)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit deprecation notices: noise in the worker's log
+        torch.jit.save(torch.jit.script(net.eval()), buf)
     buf.seek(0)
     loaded = torch.jit.load(buf).eval()
     with torch.inference_mode():
         loaded(torch.zeros(2, 1, 28, 28)).to("cpu", torch.float32).numpy()
+    # Model warnings would go to /dev/null anyway; "ignore" also spares the child a source-file lookup.
+    warnings.simplefilter("ignore")
     return torch.__version__
 
 
