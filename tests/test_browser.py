@@ -149,5 +149,23 @@ def test_a_class_runs_a_challenge_in_the_browser(stack, browser, tmp_path):
     page.wait_for_selector("text=Final · private leaderboard")
     assert page.locator("table.board th", has_text="Private").count() == 1
     shot(page, "08-leaderboard-revealed")
+
+    # Re-score everything after the reveal: the report fills in by itself, nothing changed.
+    prof.goto(f"{stack.url}/instructor/challenges/quiz")
+    prof.click("text=Re-score all")
+    prof.wait_for_selector("text=0 still grading", timeout=60_000)
+    assert "unchanged" in prof.inner_text("table.list")
+    shot(prof, "09-instructor-rescore-report")
+
+    # The student makes an API token on their account page: shown once, then only listed.
+    page.goto(f"{stack.url}/account")
+    page.fill("input[name=label]", "laptop")
+    page.click("text=Create token")
+    token = page.inner_text("#new-token")
+    assert token.startswith("pod_")
+    shot(page, "10-student-token")
+    assert live.Api(stack.url, token).get("/challenges/quiz/submissions").status_code == 200
+    page.goto(f"{stack.url}/account")
+    assert token not in page.content()
     prof_ctx.close()
     student_ctx.close()
