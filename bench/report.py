@@ -47,13 +47,15 @@ def table(r: dict) -> list[str]:
         raw, e2e = g["raw"]["median_s"], g["e2e_median_s"]
         lines.append(f"| (a) raw inference, {slug} ({g['raw']['n']} inputs, {g['raw']['threads']} threads) | "
                      f"{_ms(raw)} | | |")
-        lines.append(f"| (b) end to end, {slug}: median (p95) | {_ms(e2e)} ({_ms(g['e2e_p95_s'])}) | "
-                     f"<= (a) + 300 ms = {_ms(raw + E2E_SLACK_S)} | {_ok(e2e <= raw + E2E_SLACK_S)} |")
+        lines.append(f"| (b) end to end, {slug}: upload start to score committed, median (p95) | {_ms(e2e)} "
+                     f"({_ms(g['e2e_p95_s'])}) | <= (a) + 300 ms = {_ms(raw + E2E_SLACK_S)} | "
+                     f"{_ok(e2e <= raw + E2E_SLACK_S)} |")
+        lines.append(f"| (b') the same, seen by a client polling every {g['poll_ms']:.0f} ms, median | "
+                     f"{_ms(g['seen_median_s'])} | | |")
         lines.append(f"| (b)/(a), {slug} | {e2e / raw:.2f} (overhead {_ms(e2e - raw)}) | | |")
-    if "burst" in r:
-        b = r["burst"]
+    for label, b in r.get("bursts", {}).items():
         ratio = b["wall_s"] / b["sum_raw_s"]
-        lines.append(f"| (d) burst of {b['n']} on one worker ({b['slug']}): wall, upload to last score | "
+        lines.append(f"| (d) burst of {b['n']} on one worker ({b['slug']}, {label}): wall, upload to last score | "
                      f"{b['wall_s']:.1f} s ({b['n'] / b['wall_s']:.2f}/s) | | |")
         lines.append(f"| (d)/(sum of (a)) = {b['wall_s']:.1f} s / ({b['n']} x {_ms(b['raw_s'])}) | {ratio:.2f} "
                      f"(throughput {1 / ratio:.0%} of raw) | <= {1 / BURST_MIN:.2f} (>= 85%) | "
@@ -63,7 +65,7 @@ def table(r: dict) -> list[str]:
                      f"| | |")
     for variant, board in r.get("board", {}).items():
         for page, lat in board["pages"].items():
-            limit = HTML_P95_MS if "html" in page else JSON_P95_MS
+            limit = HTML_P95_MS if "html" in page.lower() else JSON_P95_MS
             lines.append(f"| (e) {page}, {variant}: p50 / p95 | {lat['p50_ms']:.0f} / {lat['p95_ms']:.0f} ms | "
                          f"p95 < {limit:.0f} ms | {_ok(lat['p95_ms'] < limit)} |")
         lines.append(f"| (e) SQL statements per page ({variant}) | public {board['public']['statements_per_board']}, "
