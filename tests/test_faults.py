@@ -36,17 +36,21 @@ FAST_ENV = {"PODIUM_LEASE_S": 3, "PODIUM_REAPER_LOST_AFTER_S": 3}
 # --- helpers -----------------------------------------------------------------------------------------------
 
 def slow_model(seconds: float, classes: int = 3) -> bytes:
-    """A TorchScript model that busy-loops about `seconds` on this machine (calibrated here, one thread), then answers 0."""
-    probe = torch.jit.load(io.BytesIO(scripted_bytes(Sleeper(0.5, classes))))
+    """A TorchScript model that busy-loops about `seconds` in a scoring child (calibrated here, one thread), then answers 0."""
+    probe_bytes = scripted_bytes(Sleeper(0.5, classes))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        t0 = time.perf_counter()
-        probe(torch.zeros(2, 1, 8, 8))
-        per_unit = (time.perf_counter() - t0) / 0.5
+        times = []
+        for _ in range(2):  # a scoring child runs a freshly loaded model once, profiling included
+            probe = torch.jit.load(io.BytesIO(probe_bytes))
+            t0 = time.perf_counter()
+            probe(torch.zeros(2, 1, 8, 8))
+            times.append(time.perf_counter() - t0)
+        per_unit = min(times) / 0.5
     finally:
         torch.set_num_threads(threads)
-    return scripted_bytes(Sleeper(seconds / max(per_unit, 1e-3), classes))
+    return scripted_bytes(Sleeper(seconds / max(per_unit, 1e-4), classes))
 
 
 def class0_scores(bundle: Path) -> tuple[float, float]:

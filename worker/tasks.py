@@ -51,13 +51,17 @@ def _tell_children(sig=None, how=None, **_kwargs) -> None:
 
 
 @worker_init.connect
-def _restore_unacked_promptly(sender=None, **_kwargs) -> None:
-    """Redis: look for messages of dead workers every few seconds, not every 100 s (kombu's 10 s x throttle 10).
+def _worker_broker_settings(sender=None, **_kwargs) -> None:
+    """Worker-only broker settings: reconnect for as long as the broker is away, and restore lost messages promptly.
 
-    A message fetched by a worker that was then killed returns only after the visibility timeout
-    *and* the next restore sweep; the sweep is one cheap ZRANGE on the unacked index.
+    The app's broker_connection_max_retries is kept low so a web request never waits long on a
+    publish; a worker must instead outlive a Redis restart (with the low value it exits with
+    "Unrecoverable error" two seconds into the outage). kombu's Redis transport looks for messages
+    of dead workers only every 10 s x throttle 10 = 100 s; one cheap ZRANGE every few seconds lets a
+    killed worker's task return soon after the visibility timeout.
     """
     conf = sender.app.conf
+    conf.broker_connection_max_retries = None
     if str(conf.broker_url or "").startswith(("redis://", "rediss://")):
         opts = dict(conf.broker_transport_options or {})
         visibility = float(opts.get("visibility_timeout", 3600))
