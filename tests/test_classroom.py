@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import csv
+import functools
 import os
 import io
 import re
+import shutil
 import zipfile
 from datetime import timedelta
 from pathlib import Path
@@ -50,11 +52,15 @@ class Browser:
 class Classroom:
     """A real app on a fresh SQLite database with a tiny challenge and three users (no worker process)."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, template: "Classroom | None" = None):
         self.settings = live.settings_for(root / "var")
-        self.bundle = write_tiny_bundle(root / "tiny-bundle")
-        self.tokens = live.prepare_database(self.settings, [self.bundle],
-                                            {"alice": "student", "bob": "student", "prof": "instructor"})
+        if template is None:
+            bundle = write_tiny_bundle(root / "tiny-bundle")
+            self.tokens = live.prepare_database(self.settings, [bundle],
+                                                {"alice": "student", "bob": "student", "prof": "instructor"})
+        else:  # a copy of a prepared database and blob store: much faster than migrating and hashing again
+            shutil.copytree(template.settings.data_dir, self.settings.data_dir)
+            self.tokens = template.tokens
         from server.app import create_app
         self.app = create_app(self.settings)
         self.app.config["TESTING"] = True
@@ -103,11 +109,17 @@ class Classroom:
             return sub.id
 
 
+@pytest.fixture(scope="module")
+def template_room(tmp_path_factory) -> Classroom:
+    return Classroom(tmp_path_factory.mktemp("classroom-template"))
+
+
 @pytest.fixture
-def room(tmp_path) -> Classroom:
-    return Classroom(tmp_path)
+def room(tmp_path, template_room) -> Classroom:
+    return Classroom(tmp_path, template=template_room)
 
 
+@functools.lru_cache(maxsize=1)
 def model_bytes() -> bytes:
     from tests.models import scripted_bytes, small_cnn
     return scripted_bytes(small_cnn(seed=2, in_shape=(1, 8, 8), num_classes=3))
