@@ -167,6 +167,10 @@ class TcpProxy:
     def stop(self) -> None:
         """Refuse new connections and cut every open one."""
         if self._listener is not None:
+            try:
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked on it; close alone would not
+            except OSError:
+                pass
             self._listener.close()
             self._listener = None
         with self._lock:
