@@ -177,3 +177,19 @@ def test_theft_models_do_steal_without_the_sandbox(env, cls):
     buf.seek(0)
     scores = torch.jit.load(buf)(torch.zeros(t.n, 1, 28, 28)).numpy()
     assert (scores.argmax(1) == labels_of(t)).all()
+
+
+def test_previous_scores_do_not_linger(env, tmp_path):
+    # A later child is forked from the zygote that relayed an earlier submission's scores:
+    # it must not find them in its own memory.
+    from redteam import craft
+    from redteam.corpus import MarkerScores, memory_scan_source
+
+    pool, t = env["pool"], env["targets"]
+    victim = str(tmp_path / "victim.pt")
+    torch.jit.save(torch.jit.script(MarkerScores()), victim)
+    assert _run(pool, t, victim).ok
+    thief = tmp_path / "thief.pt"
+    thief.write_bytes(craft.python_at_load(memory_scan_source()))
+    r = _run(pool, t, str(thief))
+    assert not r.ok and r.reason.endswith("probe scan=LookupError"), r.reason

@@ -15,19 +15,24 @@ class ProtocolError(Exception):
     """The peer sent something that is not a valid frame (or hung up mid-frame)."""
 
 
+def _encode_header(header: dict, nbytes: int) -> bytes:
+    raw = json.dumps(dict(header, nbytes=nbytes), separators=(",", ":")).encode()
+    return _LEN.pack(len(raw)) + raw
+
+
 def encode(header: dict, payload: bytes | memoryview = b"") -> bytes:
     """Return one frame: header (with nbytes) and payload."""
-    header = dict(header, nbytes=len(payload))
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    return _LEN.pack(len(raw)) + raw + bytes(payload)
+    return _encode_header(header, len(payload)) + bytes(payload)
 
 
 def write_frame(ch, header: dict, payload: bytes | memoryview = b"") -> None:
     """Write one whole frame to a socket (honouring its timeout) or a blocking fd."""
-    data = encode(header, payload)
     if isinstance(ch, socket.socket):
-        ch.sendall(data)
+        ch.sendall(_encode_header(header, len(payload)))
+        if len(payload):
+            ch.sendall(payload)  # a view is sent as it is, never copied
         return
+    data = encode(header, payload)
     view = memoryview(data)
     while view:
         n = os.write(ch, view)
@@ -63,38 +68,50 @@ def read_frame(ch, max_payload: int = 1 << 34) -> tuple[dict, bytes]:
     return header, read_exact(ch, nbytes)
 
 
-class FrameParser:
-    """Incremental parser for untrusted frames read in chunks, with a byte cap."""
+class FrameBuffer:
+    """Frames from an untrusted peer, read into one fixed buffer of cap bytes that is wiped after use.
 
-    def __init__(self, max_bytes: int):
-        self.max_bytes = max_bytes
-        self.buf = bytearray()
-        self.total = 0
-        self.frames: list[tuple[dict, bytes]] = []
+    The zygote relays scores through this without copying them, so that no other
+    submission's scores linger in its heap for a later (forked) child to find.
+    """
 
-    def feed(self, chunk: bytes) -> None:
-        """Add bytes; raise ProtocolError when the peer oversteps the cap or the format."""
-        self.total += len(chunk)
-        if self.total > self.max_bytes:
+    def __init__(self, cap: int):
+        self.buf = bytearray(cap)
+        self.view = memoryview(self.buf)
+        self.end = 0
+        self.pos = 0
+
+    def read_from(self, fd: int) -> int:
+        """Read what fd has into the buffer; return the byte count (0 at EOF); ProtocolError past the cap."""
+        if self.end >= len(self.buf):
             raise ProtocolError("output over the byte cap")
-        self.buf += chunk
-        while len(self.buf) >= _LEN.size:
-            (size,) = _LEN.unpack_from(self.buf)
+        n = os.readv(fd, [self.view[self.end:]])
+        self.end += n
+        return n
+
+    def frames(self):
+        """Yield (header, payload view) for each complete frame not yielded before."""
+        while self.end - self.pos >= _LEN.size:
+            (size,) = _LEN.unpack_from(self.buf, self.pos)
             if size > MAX_HEADER:
                 raise ProtocolError("header too large")
-            if len(self.buf) < _LEN.size + size:
+            start = self.pos + _LEN.size
+            if self.end < start + size:
                 return
             try:
-                header = json.loads(bytes(self.buf[_LEN.size:_LEN.size + size]))
+                header = json.loads(bytes(self.view[start:start + size]))
             except ValueError:
                 raise ProtocolError("bad header") from None
             if not isinstance(header, dict):
                 raise ProtocolError("header is not an object")
             nbytes = header.get("nbytes", 0)
-            if not isinstance(nbytes, int) or nbytes < 0 or nbytes > self.max_bytes:
-                raise ProtocolError("payload size out of bounds")
-            end = _LEN.size + size + nbytes
-            if len(self.buf) < end:
+            if not isinstance(nbytes, int) or nbytes < 0 or start + size + nbytes > len(self.buf):
+                raise ProtocolError("output over the byte cap")
+            if self.end < start + size + nbytes:
                 return
-            self.frames.append((header, bytes(self.buf[_LEN.size + size:end])))
-            del self.buf[:end]
+            self.pos = start + size + nbytes
+            yield header, self.view[start + size:self.pos]
+
+    def wipe(self) -> None:
+        """Overwrite everything received with zeros."""
+        self.view[: self.end] = bytes(self.end)

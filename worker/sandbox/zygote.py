@@ -19,7 +19,7 @@ import warnings
 import numpy as np
 
 from worker.sandbox import probe, reasons
-from worker.sandbox.protocol import FrameParser, ProtocolError, encode, read_frame, write_frame
+from worker.sandbox.protocol import FrameBuffer, ProtocolError, encode, read_frame, write_frame
 
 CACHE_SIZE = 4
 FRAME_SLACK = 64 * 1024
@@ -97,6 +97,7 @@ class Zygote:
         self.cache = InputsCache()
         self.unreaped: dict | None = None
         self.spare: dict | None = None
+        self.last_buffer: FrameBuffer | None = None
 
     def _fork_spare(self) -> dict:
         """Fork a child that confines itself at once and then waits for one request."""
@@ -123,6 +124,15 @@ class Zygote:
                 self.spare = self._fork_spare()
             except OSError:
                 self.spare = None
+
+    def wipe(self) -> None:
+        """Zero the last child's output before the next spare is forked: scores never outlive their reply."""
+        if self.last_buffer is not None:
+            self.last_buffer.wipe()
+            self.last_buffer = None
+        if self.unreaped is not None:
+            self.unreaped.pop("buffer", None)
+            self.unreaped["result"] = None
 
     def drop_spare(self) -> None:
         """Kill the waiting spare, if any."""
@@ -161,8 +171,8 @@ class Zygote:
         """Collect the child's frames until it ends; kill it at the deadline or when it oversteps."""
         os.set_blocking(res_r, False)
         pidfd = os.pidfd_open(pid)
-        parser = FrameParser(cap)
-        out = {"stage": None, "killed": None, "frames": [], "result": None, "exited": False}
+        frames = FrameBuffer(cap)
+        out = {"stage": None, "killed": None, "result": None, "exited": False, "buffer": frames}
         poller = select.poll()
         poller.register(res_r, select.POLLIN)
         poller.register(pidfd, select.POLLIN)
@@ -186,22 +196,19 @@ class Zygote:
             for fd, ev in poller.poll(max(left, 0.0) * 1000):
                 if fd == res_r:
                     try:
-                        chunk = os.read(res_r, 1 << 20)
+                        if frames.read_from(res_r) == 0:
+                            pipe_open = False
+                            poller.unregister(res_r)
+                            continue
+                        for header, payload in frames.frames():
+                            self._note(out, header, payload)
                     except BlockingIOError:
                         continue
-                    if not chunk:
-                        pipe_open = False
-                        poller.unregister(res_r)
-                        continue
-                    try:
-                        parser.feed(chunk)
-                    except ProtocolError as exc:
+                    except (ProtocolError, OSError) as exc:
                         kill("output" if "cap" in str(exc) else "protocol")
                         pipe_open = False
                         poller.unregister(res_r)
-                    for header, payload in parser.frames:
-                        self._note(out, header, payload)
-                    parser.frames.clear()
+                        continue
                     if out["result"] is not None:
                         kill("done")
                         pipe_open = False
@@ -231,11 +238,13 @@ class Zygote:
     def _note(out: dict, header: dict, payload: bytes) -> None:
         event = header.get("event")
         if event == "confined":
-            out["stage"] = "confined"
-            out["layers"] = header.get("layers")
-            out["confine_s"] = header.get("confine_s")
-        elif event == "stage":
-            out["stage"] = header.get("stage")
+            # Only the first one is the child's own: it comes before any model byte is read.
+            if out["stage"] is None:
+                out["stage"] = "confined"
+                out["layers"] = {str(k)[:40]: str(v)[:200] for k, v in dict(header.get("layers") or {}).items()}
+                out["confine_s"] = header.get("confine_s")
+        elif event == "stage" and out["stage"] is not None:
+            out["stage"] = "forward" if header.get("stage") == "forward" else "load"
             out["load_s"] = header.get("load_s")
         elif event in ("result", "error"):
             out["result"] = (header, payload)
@@ -283,6 +292,7 @@ class Zygote:
             out = self._supervise(spare["pid"], spare["sock"].fileno(), deadline, cap)
         finally:
             spare["sock"].close()
+        self.last_buffer = out["buffer"]
         if out["result"] is not None:
             self.unreaped = out
         # A spare forked and confined itself before the request: that time was off the student's path.
@@ -350,7 +360,10 @@ class Zygote:
                 req["_samples"] = payload
             if op in ("run", "check"):
                 header, body = self.handle_run(req)
-                write_frame(fd, header, body)
+                try:
+                    write_frame(fd, header, body)
+                finally:
+                    self.wipe()
                 if self.unreaped is not None:
                     self._reap(self.unreaped)
                     self.unreaped = None
