@@ -5,6 +5,8 @@ import pytest
 from sqlalchemy import select
 
 from server.models import Course, Rescore, Submission
+from tests import live
+from tests.conftest import require_postgres_and_redis
 from tests.test_classroom import Browser, Classroom
 
 ROLES = ("anon", "alice", "bob", "prof")
@@ -13,10 +15,20 @@ A_ERROR = "SECRET-ERROR-alice-layer3"
 LOGIN = "login"  # an HTML page that sends anonymous visitors to the login form
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def world(request, tmp_path_factory):
     """Alice: one scored and one failed submission; Bob: one scored; a course and a re-score run."""
-    room = Classroom(tmp_path_factory.mktemp("authz"))
+    if request.param == "postgres":
+        require_postgres_and_redis()
+        with live.fresh_postgres_db() as url:
+            world = _world(Classroom(tmp_path_factory.mktemp("authz-pg"), database_url=url))
+            yield world
+            world[0].db.dispose()
+    else:
+        yield _world(Classroom(tmp_path_factory.mktemp("authz")))
+
+
+def _world(room: Classroom):
     ids = {"a1": room.add_scored("alice", 0.8123, float(A_PRIVATE)),
            "a2": room.add_failed("alice", A_ERROR),
            "b1": room.add_scored("bob", 0.7001, float(B_PRIVATE))}

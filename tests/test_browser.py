@@ -68,7 +68,7 @@ def _zip(folder: Path, dest: Path) -> Path:
 def test_a_class_runs_a_challenge_in_the_browser(stack, browser, tmp_path):
     import numpy as np
 
-    from tests.models import scripted_bytes, trained_cnn
+    from tests.models import scripted_bytes, small_cnn, trained_cnn
 
     # Some history on the 'shapes' board (three students and the baseline) so the chart has lines to draw.
     with np.load(stack.shapes / "data" / "train.npz") as npz:
@@ -130,7 +130,14 @@ def test_a_class_runs_a_challenge_in_the_browser(stack, browser, tmp_path):
     score = float(page.inner_text("#my-subs .js-score"))
     assert 0.5 < score <= 1.0
     shot(page, "04-student-scored")
-    page.click("#my-subs tr[data-sub] td a")
+    wrong = tmp_path / "wrong.pt"
+    wrong.write_bytes(scripted_bytes(small_cnn(seed=1, in_shape=(1, 8, 8), num_classes=3)))  # 3 classes, not 4
+    page.set_input_files("input[name=model]", str(wrong))
+    page.click("form.upload button")
+    page.wait_for_selector("#my-subs tr[data-sub] .status-failed", timeout=60_000)
+    assert "expected [120, 4]" in page.inner_text("#my-subs")
+    shot(page, "04b-student-failed")
+    page.click("#my-subs tr[data-sub][data-status=scored] td a")
     page.wait_for_selector("text=Confusion matrix")
     shot(page, "05-student-submission")
 

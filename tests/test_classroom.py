@@ -52,8 +52,8 @@ class Browser:
 class Classroom:
     """A real app on a fresh SQLite database with a tiny challenge and three users (no worker process)."""
 
-    def __init__(self, root: Path, template: "Classroom | None" = None):
-        self.settings = live.settings_for(root / "var")
+    def __init__(self, root: Path, template: "Classroom | None" = None, database_url: str | None = None):
+        self.settings = live.settings_for(root / "var", database_url)
         if template is None:
             bundle = write_tiny_bundle(root / "tiny-bundle")
             self.tokens = live.prepare_database(self.settings, [bundle],
