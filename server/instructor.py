@@ -12,6 +12,9 @@ from server.models import Challenge, Rescore, Submission, User, utcnow
 from server.queueing import enqueue, queue_for
 
 
+DASHBOARD_ROWS = 500
+
+
 @dataclass
 class DashboardRow:
     """One submission as the instructor's dashboard shows it."""
@@ -20,15 +23,24 @@ class DashboardRow:
     shared_with: list[str]  # other students who uploaded the identical model file
 
 
-def dashboard(session: Session, challenge: Challenge) -> list[DashboardRow]:
-    """Every submission of a challenge, newest first, flagging identical models uploaded by different students."""
-    subs = list(session.scalars(
-        select(Submission).options(selectinload(Submission.score), selectinload(Submission.user))
-        .where(Submission.challenge_id == challenge.id).order_by(Submission.id.desc())))
+def dashboard(session: Session, challenge: Challenge, username: str | None = None,
+              limit: int = DASHBOARD_ROWS) -> list[DashboardRow]:
+    """A challenge's submissions, newest first (one student's only, when named), flagging identical models
+    uploaded by different students anywhere in the challenge."""
+    query = (select(Submission).options(selectinload(Submission.score), selectinload(Submission.user))
+             .where(Submission.challenge_id == challenge.id).order_by(Submission.id.desc()).limit(limit))
+    if username:
+        query = query.join(User, User.id == Submission.user_id).where(User.username == username)
+    subs = list(session.scalars(query))
     owners: dict[str, set[str]] = {}
-    for s in subs:
-        owners.setdefault(s.model_sha256, set()).add(s.user.username)
-    return [DashboardRow(s, sorted(owners[s.model_sha256] - {s.user.username})) for s in subs]
+    if subs:
+        pairs = session.execute(
+            select(Submission.model_sha256, User.username).join(User, User.id == Submission.user_id)
+            .where(Submission.challenge_id == challenge.id,
+                   Submission.model_sha256.in_({s.model_sha256 for s in subs})).distinct())
+        for sha, name in pairs:
+            owners.setdefault(sha, set()).add(name)
+    return [DashboardRow(s, sorted(owners.get(s.model_sha256, set()) - {s.user.username})) for s in subs]
 
 
 def _snapshot(sub: Submission) -> dict:

@@ -60,8 +60,10 @@ def dashboard(slug: str):
     rescores = session.scalars(select(Rescore).where(Rescore.challenge_id == challenge.id)
                                .order_by(Rescore.id.desc()).limit(5)).all()
     courses = session.scalars(select(Course).order_by(Course.name)).all()
-    return render_template("instructor/dashboard.html", me=session_user(), c=challenge,
-                           rows=ops.dashboard(session, challenge), rescores=rescores, courses=courses)
+    student = request.args.get("student", "").strip() or None
+    return render_template("instructor/dashboard.html", me=session_user(), c=challenge, student=student,
+                           rows=ops.dashboard(session, challenge, student), limit=ops.DASHBOARD_ROWS,
+                           rescores=rescores, courses=courses)
 
 
 @instructor.post("/challenges/<slug>/rescore")

@@ -352,6 +352,8 @@ def test_dashboard_flags_identical_models_and_disqualifies(room):
     prof = Browser(room.app, "prof")
     page = prof.get("/instructor/challenges/tiny").get_data(as_text=True)
     assert "same model as bob" in page and "same model as alice" in page and "0.12 s" in page and "cpu" in page
+    only_bob = prof.get("/instructor/challenges/tiny?student=bob").get_data(as_text=True)
+    assert f">{b}</a>" in only_bob and f">{a}</a>" not in only_bob and "same model as alice" in only_bob
     prof.post(f"/instructor/submissions/{a}/disqualify", {"reason": "copied model"})
     board = room.app.test_client().get("/api/v1/challenges/tiny/leaderboard").json
     assert [r["user"] for r in board["rows"]] == ["bob"]
