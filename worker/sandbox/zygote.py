@@ -7,21 +7,19 @@ It speaks frames (worker.sandbox.protocol) on the socket FD.
 
 from __future__ import annotations
 
-import collections
 import os
-import select
 import signal
 import socket
 import sys
 import time
 import warnings
 
-import numpy as np
 
 from worker.sandbox import probe, reasons
+from worker.sandbox.inputs import InputsCache
 from worker.sandbox.protocol import FrameBuffer, ProtocolError, encode, read_frame, write_frame
+from worker.sandbox.supervise import reap, supervise
 
-CACHE_SIZE = 4
 FRAME_SLACK = 64 * 1024
 DEFAULT_BATCH = {"cpu": 1024, "cuda": 1024}
 
@@ -64,27 +62,6 @@ def pick_device(requested: str | None) -> str:
     if requested not in (None, "cuda"):
         raise RuntimeError(f"device {requested} requested but CUDA is not available")
     return "cpu"
-
-
-class InputsCache:
-    """Test inputs (x only, never y) decoded once and kept by key, least recently used dropped."""
-
-    def __init__(self, size: int = CACHE_SIZE):
-        self.size = size
-        self.items: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
-
-    def get(self, key: str, path: str) -> tuple[np.ndarray, float]:
-        """Return (x, seconds spent loading) for key, loading x from the npz at path if needed."""
-        if key in self.items:
-            self.items.move_to_end(key)
-            return self.items[key], 0.0
-        t0 = time.perf_counter()
-        with np.load(path, allow_pickle=False) as npz:
-            x = np.ascontiguousarray(npz["x"], dtype=np.float32)  # "y" is never read
-        self.items[key] = x
-        while len(self.items) > self.size:
-            self.items.popitem(last=False)
-        return x, time.perf_counter() - t0
 
 
 class Zygote:
@@ -167,88 +144,6 @@ class Zygote:
         sent = socket.send_fds(spare["sock"], [frame], [model_fd])
         spare["sock"].sendall(frame[sent:])
 
-    def _supervise(self, pid: int, res_r: int, deadline: float, cap: int) -> dict:  # noqa: C901
-        """Collect the child's frames until it ends; kill it at the deadline or when it oversteps."""
-        os.set_blocking(res_r, False)
-        pidfd = os.pidfd_open(pid)
-        frames = FrameBuffer(cap)
-        out = {"stage": None, "killed": None, "result": None, "exited": False, "buffer": frames}
-        poller = select.poll()
-        poller.register(res_r, select.POLLIN)
-        poller.register(pidfd, select.POLLIN)
-        poller.register(self.sock.fileno(), select.POLLIN)
-        pipe_open = True
-
-        def kill(why):
-            if out["killed"] is None:
-                out["killed"] = why
-            for fn in (os.killpg, os.kill):
-                try:
-                    fn(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-
-        while pipe_open or not out["exited"]:
-            left = deadline - time.monotonic()
-            if left <= 0 and not out["exited"]:
-                kill("time")
-                left = 1.0
-            for fd, ev in poller.poll(max(left, 0.0) * 1000):
-                if fd == res_r:
-                    try:
-                        if frames.read_from(res_r) == 0:
-                            pipe_open = False
-                            poller.unregister(res_r)
-                            continue
-                        for header, payload in frames.frames():
-                            self._note(out, header, payload)
-                    except BlockingIOError:
-                        continue
-                    except (ProtocolError, OSError) as exc:
-                        kill("output" if "cap" in str(exc) else "protocol")
-                        pipe_open = False
-                        poller.unregister(res_r)
-                        continue
-                    if out["result"] is not None:
-                        kill("done")
-                        pipe_open = False
-                        out["exited"] = True  # reaped after the reply, off the student's path
-                elif fd == pidfd:
-                    out["exited"] = True
-                    poller.unregister(pidfd)
-                elif fd == self.sock.fileno():
-                    if not self.sock.recv(1, socket.MSG_PEEK):
-                        kill("hangup")
-                        os.waitpid(pid, 0)
-                        raise SystemExit(0)
-                    poller.unregister(self.sock.fileno())
-        os.close(pidfd)
-        out["pid"] = pid
-        if out["result"] is None:
-            self._reap(out)
-        return out
-
-    @staticmethod
-    def _reap(out: dict) -> None:
-        _, status, usage = os.wait4(out["pid"], 0)
-        out["status"] = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-        out["maxrss_mb"] = usage.ru_maxrss / 1024
-
-    @staticmethod
-    def _note(out: dict, header: dict, payload: bytes) -> None:
-        event = header.get("event")
-        if event == "confined":
-            # Only the first one is the child's own: it comes before any model byte is read.
-            if out["stage"] is None:
-                out["stage"] = "confined"
-                out["layers"] = {str(k)[:40]: str(v)[:200] for k, v in dict(header.get("layers") or {}).items()}
-                out["confine_s"] = header.get("confine_s")
-        elif event == "stage" and out["stage"] is not None:
-            out["stage"] = "forward" if header.get("stage") == "forward" else "load"
-            out["load_s"] = header.get("load_s")
-        elif event in ("result", "error"):
-            out["result"] = (header, payload)
-
     def handle_run(self, req: dict) -> tuple[dict, bytes]:
         """Score one model on cached inputs; return the reply frame."""
         t0 = time.perf_counter()
@@ -289,7 +184,7 @@ class Zygote:
         fork_s = 0.0 if warm else spare["fork_s"]
         deadline = time.monotonic() + float(req["time_limit_s"])
         try:
-            out = self._supervise(spare["pid"], spare["sock"].fileno(), deadline, cap)
+            out = supervise(spare["pid"], spare["sock"].fileno(), self.sock, deadline, cap)
         finally:
             spare["sock"].close()
         self.last_buffer = out["buffer"]
@@ -323,8 +218,8 @@ class Zygote:
         elif out["killed"] == "protocol":
             reply["reason"] = "the model corrupted its result channel"
         else:
-            # Torch maps ~0.6 GB before the model; a crash within 64 MB of the limit is an allocation failure.
-            near = out["maxrss_mb"] >= mem_mb - 64
+            # The limit counts on top of torch's own footprint: resident memory past it alone means allocation trouble.
+            near = out["maxrss_mb"] >= mem_mb
             reply["reason"] = reasons.from_exit(out["status"], stage=out["stage"], limit_s=float(req["time_limit_s"]),
                                                 memory_limit_mb=mem_mb, near_memory_limit=near,
                                                 killed_by_us=out["killed"] == "time")
@@ -365,7 +260,7 @@ class Zygote:
                 finally:
                     self.wipe()
                 if self.unreaped is not None:
-                    self._reap(self.unreaped)
+                    reap(self.unreaped)
                     self.unreaped = None
                 self.ensure_spare()
             else:
