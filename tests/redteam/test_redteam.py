@@ -60,9 +60,10 @@ def env(tmp_path_factory):
     cases = build_corpus(root / "corpus", targets)
     pool = ScoringPool(threads=1)
     pool.start()
+    mtimes = {d: os.stat(d).st_mtime_ns for d in (targets.canary_dir, os.path.dirname(targets.labels_path), root)}
     try:
         yield dict(root=root, targets=targets, cases=cases, pool=pool, sockets=(tcp, udp, unix, abstract),
-                   received=received)
+                   received=received, mtimes=mtimes)
     finally:
         pool.close()
         signal.signal(signal.SIGUSR1, old_handler)
@@ -139,6 +140,7 @@ def test_nothing_reached_outside(env):
     # Runs after the corpus (same module, file order): no file, connection, datagram or signal got out.
     t = env["targets"]
     assert _written(t) == []
+    assert {d: os.stat(d).st_mtime_ns for d in env["mtimes"]} == env["mtimes"]
     tcp, udp, unix, abstract = env["sockets"]
     for listener in (tcp, unix, abstract):
         with pytest.raises(BlockingIOError):

@@ -83,6 +83,7 @@ def main(argv=None) -> None:
     total = med("total_s")
     print(f"device {health['device']}, threads {pool.threads}, layers ok: {health['ok']}")
     print(f"zygote start (fresh interpreter, torch import, warm-up, probe): {warm:.3f} s  (inside: {health['warmup_s']:.3f} s)")
+    print(f"  child fork + confinement (off the path, in the spare): median {med('child_prep_s') * 1000:.1f} ms")
     for key in ("fork_s", "confine_s", "load_s", "inference_s", "transfer_s", "total_s"):
         print(f"  sandbox {key:12s} median {med(key) * 1000:8.1f} ms")
     print(f"raw inference (warm process, same file, batch {batch}): median {raw_s * 1000:.1f} ms")

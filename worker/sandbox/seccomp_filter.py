@@ -26,6 +26,7 @@ DENIED = (
 def install() -> int:
     """Load the filter into this process (all threads later created inherit it); return rules added."""
     f = sc.SyscallFilter(defaction=sc.ALLOW)
+    f.set_attr(sc.Attr.ACT_BADARCH, sc.KILL_PROCESS)  # 32-bit syscalls would bypass the rules below
     deny = sc.ERRNO(errno.EPERM)
     added = 0
     for name in DENIED:

@@ -191,8 +191,10 @@ class Zygote:
         if out["result"] is not None:
             self.unreaped = out
         # A spare forked and confined itself before the request: that time was off the student's path.
-        timings = {"inputs_s": inputs_s, "fork_s": fork_s, "confine_s": 0.0 if warm else _num(out.get("confine_s")),
-                   "load_s": _num(out.get("load_s")), "inference_s": 0.0, "warm_child": 1.0 if warm else 0.0}
+        confine_s = _num(out.get("confine_s"))
+        timings = {"inputs_s": inputs_s, "fork_s": fork_s, "confine_s": 0.0 if warm else confine_s,
+                   "load_s": _num(out.get("load_s")), "inference_s": 0.0, "warm_child": 1.0 if warm else 0.0,
+                   "child_prep_s": spare["fork_s"] + confine_s}
         reply = {"ok": False, "n": n, "layers": out.get("layers"), "timings": timings,
                  "device": self.device, "maxrss_mb": out.get("maxrss_mb")}
         mem_mb = int(req["memory_limit_mb"])
