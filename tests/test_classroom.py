@@ -143,7 +143,6 @@ def test_join_code_registration_and_login(room):
     ok = anon.post("/register", {"join_code": code.lower(), "username": "carol", "password": "long-enough",
                                  "display_name": "Carol Ng", "email": "carol@uni.example", "alias": "Night Owl"})
     assert ok.status_code == 302
-    assert "carol" not in anon.get("/").get_data(as_text=True) or True
     assert "Carol Ng" in anon.get("/account").get_data(as_text=True)
     with room.session() as s:
         carol = room.user(s, "carol")
@@ -182,7 +181,6 @@ def test_roster_import_and_claim(room):
 
 
 def test_roster_import_over_the_api(room):
-    prof = live.Api("", room.tokens["prof"])
     client = room.app.test_client()
     h = {"Authorization": f"Bearer {room.tokens['prof']}"}
     course = client.post("/api/v1/courses", json={"name": "API course"}, headers=h)
@@ -192,7 +190,7 @@ def test_roster_import_over_the_api(room):
     assert result.status_code == 200 and result.json["added"] == ["zed"]
     student = client.post("/api/v1/courses", json={"name": "x"},
                           headers={"Authorization": f"Bearer {room.tokens['alice']}"})
-    assert student.status_code == 403 and prof.token
+    assert student.status_code == 403
 
 
 def test_tokens_shown_once_listed_and_revocable(room):
@@ -221,13 +219,14 @@ def test_every_form_needs_the_csrf_token(room):
                        ("/account/tokens", {}), ("/logout", {}), ("/register", {"join_code": "X"})]:
         resp = alice.post(path, data, csrf=False)
         assert resp.status_code == 400, path
+    blobs_before = sorted(p for p in room.settings.data_dir.rglob("*") if p.is_file() and "blob" in str(p))
     resp = alice.client.post("/challenges/tiny/submit", data={"model": (io.BytesIO(model_bytes()), "model.pt")},
                              content_type="multipart/form-data")
     assert resp.status_code == 303
     assert "form has expired" in alice.get("/challenges/tiny").get_data(as_text=True)
     with room.session() as s:
         assert s.scalar(select(Submission)) is None
-    assert not list((room.settings.blob_dir / "tmp").glob("*")) if (room.settings.blob_dir / "tmp").exists() else True
+    assert sorted(p for p in room.settings.data_dir.rglob("*") if p.is_file() and "blob" in str(p)) == blobs_before
 
 
 def test_alias_on_leaderboard_real_names_for_instructors(room):
