@@ -255,3 +255,23 @@ def test_close_leaves_no_process(data, tmp_path):
     for pid in (health["pid"], health["spare_pid"]):
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_interrupted_request_does_not_desynchronise(pool, data, tmp_path):
+    # A Celery soft time limit raises inside run(); the next run must get its own answer, not the late one.
+    class Interrupt(BaseException):
+        pass
+
+    pid = pool.health()["pid"]
+    forever, shape = _save(tmp_path, Forever(), "forever"), _save(tmp_path, WrongShape(), "shape")
+    old = signal.signal(signal.SIGALRM, lambda *a: (_ for _ in ()).throw(Interrupt()))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        with pytest.raises(Interrupt):
+            _run(pool, data, forever, time_limit_s=3)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    r = _run(pool, data, shape)
+    assert r.reason == f"output shape [7, 10], expected [{N}, {C}]"
+    assert pool.health()["pid"] != pid

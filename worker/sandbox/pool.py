@@ -173,6 +173,11 @@ class ScoringPool:
                 except SandboxUnavailable:
                     pass
                 raise SandboxUnavailable(f"the scoring process failed: {exc}") from None
+            except BaseException:
+                # Interrupted mid-request (a Celery time limit, Ctrl-C): a late reply would answer the next
+                # request, so this zygote cannot be trusted any more.
+                self._kill_process()
+                raise
             if reply.get("infra"):
                 raise SandboxUnavailable(reply["infra"])
             return reply, body
