@@ -9,6 +9,7 @@ import shutil
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -20,6 +21,18 @@ _SHA = re.compile(r"^[0-9a-f]{64}$")
 
 class TooLarge(Exception):
     """The stream exceeded the size limit while being stored."""
+
+
+class StoreError(OSError):
+    """The blob store failed, which is never the student's fault (callers retry or answer 503)."""
+
+
+class StoreUnavailable(StoreError):
+    """The object store could not be reached or refused the request."""
+
+
+class CorruptBlob(StoreError):
+    """The bytes the store returned do not match the blob's sha256."""
 
 
 class HashingWriter:
@@ -263,8 +276,9 @@ class S3Store(_StoreBase):
         writer.close()
         sha = writer.sha256
         try:
-            if not self._remote_exists(sha):
-                self.client.upload_file(str(writer.path), self.bucket, self.key(sha))
+            with _s3_errors(f"blob {sha}"):
+                if not self._remote_exists(sha):
+                    self.client.upload_file(str(writer.path), self.bucket, self.key(sha))
         except BaseException:
             writer.discard()
             raise
@@ -273,14 +287,12 @@ class S3Store(_StoreBase):
         return sha
 
     def _remote_exists(self, sha: str) -> bool:
-        from botocore.exceptions import ClientError
         try:
-            self.client.head_object(Bucket=self.bucket, Key=self.key(sha))
+            with _s3_errors(f"blob {sha}"):
+                self.client.head_object(Bucket=self.bucket, Key=self.key(sha))
             return True
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
+        except FileNotFoundError:
+            return False
 
     def exists(self, sha: str) -> bool:
         """True when the blob is in the bucket (or already in this host's cache)."""
@@ -294,22 +306,17 @@ class S3Store(_StoreBase):
         return self._fetch(sha)
 
     def _fetch(self, sha: str) -> Path:
-        from botocore.exceptions import ClientError
         t0 = time.perf_counter()
         writer = self.cache.writer()
         try:
-            try:
+            with _s3_errors(f"blob {sha} in s3://{self.bucket}/{self.prefix}"):
                 body = self.client.get_object(Bucket=self.bucket, Key=self.key(sha))["Body"]
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                    raise FileNotFoundError(f"blob {sha} is not in s3://{self.bucket}/{self.prefix}") from None
-                raise
-            with body:
-                for chunk in body.iter_chunks(CHUNK):
-                    writer.write(chunk)
+                with body:
+                    for chunk in body.iter_chunks(CHUNK):
+                        writer.write(chunk)
             writer.close()
             if writer.sha256 != sha:  # a truncated or altered object must never be scored
-                raise IOError(f"blob {sha} from s3://{self.bucket} has sha256 {writer.sha256}; not cached")
+                raise CorruptBlob(f"blob {sha} from s3://{self.bucket} has sha256 {writer.sha256}; not cached")
         except BaseException:
             writer.discard()
             raise
@@ -319,6 +326,25 @@ class S3Store(_StoreBase):
                  time.perf_counter() - t0)
         self.cache.prune()
         return self.cache.local_path(sha)
+
+
+_MISSING = ("404", "NoSuchKey", "NotFound")
+
+
+@contextmanager
+def _s3_errors(what: str):
+    """Turn boto3's errors into FileNotFoundError (no such object) or StoreUnavailable (anything else)."""
+    from boto3.exceptions import S3UploadFailedError
+    from botocore.exceptions import BotoCoreError, ClientError
+    try:
+        yield
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code"))
+        if code in _MISSING:
+            raise FileNotFoundError(f"{what} is not in the store") from None
+        raise StoreUnavailable(f"the object store refused {what}: {code}") from exc
+    except (BotoCoreError, S3UploadFailedError) as exc:
+        raise StoreUnavailable(f"the object store is unreachable ({what}): {exc}") from exc
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:

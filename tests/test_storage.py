@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from podium.config import DEV_SECRET, Settings
-from server.storage import BlobCache, LocalStore, S3Store, TooLarge, open_store, parse_s3_url
+from server.storage import (BlobCache, CorruptBlob, LocalStore, S3Store, StoreError, StoreUnavailable, TooLarge,
+                            open_store, parse_s3_url)
 from tests import live
 from tests.hosts import S3Server
 
@@ -90,12 +91,28 @@ def test_s3_refuses_a_corrupted_object_and_reports_missing_ones(s3, tmp_path):
     store = _s3_store(s3, tmp_path / "c", prefix="bad")
     sha = hashlib.sha256(b"the real bytes").hexdigest()
     s3.client().put_object(Bucket=BUCKET, Key=store.key(sha), Body=b"something else")
-    with pytest.raises(IOError, match="sha256"):
+    with pytest.raises(CorruptBlob, match="sha256"):
         store.local_path(sha)
     assert not store.cache.exists(sha) and list((tmp_path / "c" / "tmp").iterdir()) == []
     with pytest.raises(FileNotFoundError):
         store.local_path("f" * 64)
     assert not store.exists("f" * 64)
+
+
+def test_unreachable_store_is_an_infrastructure_error(tmp_path):
+    """With the store down, reads and uploads fail with StoreUnavailable and leave no partial files."""
+    import boto3
+    from botocore.config import Config
+    client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{live.free_port()}", region_name="us-east-1",
+                          aws_access_key_id="x", aws_secret_access_key="y",
+                          config=Config(connect_timeout=1, retries={"max_attempts": 1}))
+    store = S3Store(BUCKET, "down", BlobCache(tmp_path / "c"), client=client)
+    with pytest.raises(StoreUnavailable):
+        store.local_path("a" * 64)
+    with pytest.raises(StoreUnavailable):
+        store.put_stream(io.BytesIO(b"model bytes"))
+    assert issubclass(StoreUnavailable, StoreError) and issubclass(StoreError, OSError)
+    assert list((tmp_path / "c" / "tmp").iterdir()) == []
 
 
 def test_s3_too_large_upload_leaves_nothing(s3, tmp_path):
