@@ -275,3 +275,13 @@ def test_interrupted_request_does_not_desynchronise(pool, data, tmp_path):
     r = _run(pool, data, shape)
     assert r.reason == f"output shape [7, 10], expected [{N}, {C}]"
     assert pool.health()["pid"] != pid
+
+
+def test_preload_takes_input_decoding_off_the_first_run(pool, tmp_path):
+    x = np.random.default_rng(5).random((50, 1, 28, 28), dtype=np.float32)
+    np.savez(tmp_path / "fresh.npz", x=x, y=np.zeros(50, np.int64))
+    assert pool.preload(inputs_path=str(tmp_path / "fresh.npz"), inputs_key="fresh") > 0
+    assert "fresh" in pool.health()["cached_inputs"]
+    r = pool.run(model_path=_save(tmp_path, Honest().eval(), "honest"), inputs_path=str(tmp_path / "fresh.npz"),
+                 inputs_key="fresh", num_classes=C, time_limit_s=10, memory_limit_mb=512)
+    assert r.ok and r.timings["inputs_s"] == 0.0 and r.timings["warm_child"] == 1.0

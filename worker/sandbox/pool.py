@@ -190,6 +190,12 @@ class ScoringPool:
                 pass
         self._stop_process()
 
+    def preload(self, *, inputs_path: str, inputs_key: str) -> float:
+        """Decode a test set's inputs in the zygote ahead of the first submission; return the seconds it took."""
+        reply, _ = self._request({"op": "preload", "inputs_path": os.path.abspath(inputs_path),
+                                  "inputs_key": inputs_key}, b"", REPLY_MARGIN_S)
+        return float(reply.get("inputs_s", 0.0))
+
     def run(self, *, model_path: str, inputs_path: str, inputs_key: str, num_classes: int, time_limit_s: float,
             memory_limit_mb: int, batch_size: int | None = None, max_output_bytes: int | None = None) -> RunResult:
         """Score the model on the inputs x of an npz (never its y); model failures come back as ok=False."""

@@ -253,6 +253,17 @@ class Zygote:
                             cached_inputs=list(self.cache.items))
                 write_frame(fd, {"ok": True, "health": live})
                 continue
+            if op == "preload":
+                try:
+                    _, seconds = self.cache.get(req["inputs_key"], req["inputs_path"])
+                except Exception as exc:
+                    write_frame(fd, {"ok": False, "infra": f"cannot read test inputs: {type(exc).__name__}: {exc}"})
+                    continue
+                if self.spare is not None and req["inputs_key"] not in self.spare["keys"]:
+                    self.drop_spare()  # its memory predates these inputs
+                self.ensure_spare()
+                write_frame(fd, {"ok": True, "inputs_s": seconds})
+                continue
             if op == "check":
                 req["_samples"] = payload
             if op in ("run", "check"):
