@@ -54,8 +54,10 @@ def challenge_page(slug: str):
     challenge = challenge_or_404(slug)
     me = session_user()
     mine = my_submissions(db_session(), me, challenge) if me else []
+    my_rank = leaderboard.user_rank(db_session(), challenge, me.id) if mine else None
     return render_template("challenge.html", c=challenge, readme_html=render_markdown(challenge.readme), me=me,
-                           mine=mine, quota=quota(db_session(), me, challenge) if me else None, now=utcnow())
+                           mine=mine, my_rank=my_rank, quota=quota(db_session(), me, challenge) if me else None,
+                           now=utcnow())
 
 
 def chart_for(challenge: Challenge, board: dict, viewer: User | None):

@@ -126,7 +126,7 @@ def test_a_class_runs_a_challenge_in_the_browser(stack, browser, tmp_path):
     page.evaluate("window.__noReload = true")
     page.wait_for_selector("#my-subs tr[data-sub] .status-scored", timeout=90_000)
     assert page.evaluate("window.__noReload") is True  # the row changed in place, the page was not reloaded
-    page.wait_for_function("document.querySelector('#my-subs .js-rank').textContent.trim() === '1'")
+    page.wait_for_function("document.getElementById('my-rank').textContent.trim() === '1'")
     score = float(page.inner_text("#my-subs .js-score"))
     assert 0.5 < score <= 1.0
     shot(page, "04-student-scored")

@@ -43,7 +43,7 @@
           }
         }
         if (s.public_score !== null && s.public_score !== undefined) { text(el.querySelector(".js-score"), s.public_score.toFixed(4)); }
-        if (s.rank) { text(el.querySelector(".js-rank"), s.rank); }
+        if (s.rank) { text(document.getElementById("my-rank"), s.rank); }
         if (s.error) { text(el.querySelector(".js-error"), s.error); }
       })
       .catch(function () {})
@@ -57,7 +57,6 @@
     root.querySelectorAll("[data-sub]").forEach(function (el) {
       var st = el.getAttribute("data-status");
       if (st === "queued" || st === "running") { setTimeout(function () { poll(el); }, 500); }
-      else if (st === "scored" && el.querySelector(".js-rank")) { poll(el); }
     });
   }
 
