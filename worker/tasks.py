@@ -52,7 +52,7 @@ def _tell_children(sig=None, how=None, **_kwargs) -> None:
 
 @worker_init.connect
 def _worker_broker_settings(sender=None, **_kwargs) -> None:
-    """Worker-only broker settings: reconnect for as long as the broker is away, and restore lost messages promptly.
+    """Worker-only settings: reconnect while the broker is away, restore lost messages promptly, time to warm up.
 
     The app's broker_connection_max_retries is kept low so a web request never waits long on a
     publish; a worker must instead outlive a Redis restart (with the low value it exits with
@@ -62,6 +62,9 @@ def _worker_broker_settings(sender=None, **_kwargs) -> None:
     """
     conf = sender.app.conf
     conf.broker_connection_max_retries = None
+    # A new pool child warms its scoring sandbox (imports torch) before it reports up; under load that
+    # takes longer than Celery's 4 s default, and the child was killed and respawned in a loop.
+    conf.worker_proc_alive_timeout = max(float(conf.worker_proc_alive_timeout or 0), 120.0)
     if str(conf.broker_url or "").startswith(("redis://", "rediss://")):
         opts = dict(conf.broker_transport_options or {})
         visibility = float(opts.get("visibility_timeout", 3600))
