@@ -159,8 +159,9 @@ def describe(recipe: dict = DEFAULT_RECIPE) -> str:
 
 Every clip becomes a log-mel spectrogram, a float32 array of shape `{shape}`
 (`[1, n_mels, frames]`); a batch for the model is `[B, {shape[0]}, {shape[1]}, {shape[2]}]`.
-The starter kit ships `features.py`, the exact code the grader used to build the
-test set, so `from features import log_mel, read_wav` gives identical features:
+Podium computes them with `podium/features.py` (numpy only). The bundled challenges'
+starter kits ship a byte-identical copy as `features.py`, so on your own recordings
+`from features import log_mel, read_wav` gives exactly the grader's features:
 
 ```python
 from features import log_mel, read_wav
@@ -182,7 +183,9 @@ Step by step (numpy only):
    edges equally spaced in mel between {r['fmin']} Hz and {r['fmax']} Hz, peak height 1, no area (Slaney) normalisation.
 7. **Log**: natural log of (mel energy + {r['log_offset']:g}).
 
-The same features with torchaudio (up to float rounding):
+Steps 4-5 equal `torch.stft(audio, n_fft={r['n_fft']}, hop_length={hop}, win_length={win},
+window=torch.hann_window({win}), center={center_py}, pad_mode="reflect", return_complex=True).abs() ** {r['power']:g}`
+(Podium's tests check this). With torchaudio, the whole recipe reads (up to float rounding):
 `torch.log(torchaudio.transforms.MelSpectrogram(sample_rate={sr}, n_fft={r['n_fft']}, win_length={win},
 hop_length={hop}, f_min={r['fmin']}, f_max={r['fmax']}, n_mels={r['n_mels']}, power={r['power']:g}, center={center_py},
 pad_mode="reflect", mel_scale="htk", norm=None)(audio) + {r['log_offset']:g})`.
