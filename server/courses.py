@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from server.auth import create_user, hash_password
+from server.auth import create_user, hash_password, verify_password
 from server.models import Course, User
 
 # No 0/O or 1/I/L, so a code read off a projector is typed right.
@@ -156,3 +156,21 @@ def set_alias(session: Session, user: User, alias: str) -> None:
 def roster(session: Session, course: Course) -> list[User]:
     """The course's students, by username."""
     return list(session.scalars(select(User).where(User.course_id == course.id).order_by(User.username)))
+
+
+def change_password(user: User, current: str, new: str) -> None:
+    """Replace the user's password after checking the current one."""
+    if not verify_password(user, current or ""):
+        raise AccountError("the current password is wrong")
+    _check_password(new)
+    user.password_hash = hash_password(new)
+
+
+def join(session: Session, user: User, code: str) -> Course:
+    """Move a logged-in student into the course a join code opens."""
+    course = course_for_code(session, code)
+    if course is None:
+        raise AccountError("unknown join code; ask your instructor for the course's code")
+    user.course_id = course.id
+    session.flush()
+    return course

@@ -6,8 +6,8 @@ from flask_login import login_user
 from sqlalchemy import select
 
 from server.auth import issue_token, revoke_token
-from server.courses import AccountError, register, set_alias
-from server.models import ApiToken
+from server.courses import AccountError, change_password, join, register, set_alias
+from server.models import ApiToken, Course
 from server.services import db_session
 from server.web_auth import SessionUser, login_required, session_user
 
@@ -43,7 +43,8 @@ def account_page():
     me = session_user()
     tokens = db_session().scalars(select(ApiToken).where(ApiToken.user_id == me.id)
                                   .order_by(ApiToken.created_at.desc())).all()
-    return render_template("account.html", me=me, tokens=tokens, new_token=None)
+    course = db_session().get(Course, me.course_id) if me.course_id else None
+    return render_template("account.html", me=me, tokens=tokens, new_token=None, course=course)
 
 
 @account.post("/account/alias")
@@ -71,7 +72,8 @@ def new_token():
     token = issue_token(session, me, label)
     session.commit()
     tokens = session.scalars(select(ApiToken).where(ApiToken.user_id == me.id).order_by(ApiToken.created_at.desc())).all()
-    resp = render_template("account.html", me=me, tokens=tokens, new_token=token)
+    course = session.get(Course, me.course_id) if me.course_id else None
+    resp = render_template("account.html", me=me, tokens=tokens, new_token=token, course=course)
     return resp, 200, {"Cache-Control": "no-store"}
 
 
@@ -85,4 +87,34 @@ def revoke(token_id: int):
         flash("Token revoked.", "ok")
     else:
         flash("No such token.", "error")
+    return redirect(url_for("web.account.account_page"))
+
+
+@account.post("/account/password")
+@login_required
+def password():
+    """Change your password."""
+    session = db_session()
+    try:
+        change_password(session_user(), request.form.get("current", ""), request.form.get("new", ""))
+        session.commit()
+        flash("Your password is changed.", "ok")
+    except AccountError as exc:
+        session.rollback()
+        flash(str(exc), "error")
+    return redirect(url_for("web.account.account_page"))
+
+
+@account.post("/account/course")
+@login_required
+def course():
+    """Join (or move to) a course with its join code."""
+    session = db_session()
+    try:
+        joined = join(session, session_user(), request.form.get("join_code", ""))
+        session.commit()
+        flash(f"You are enrolled in {joined.name}.", "ok")
+    except AccountError as exc:
+        session.rollback()
+        flash(str(exc), "error")
     return redirect(url_for("web.account.account_page"))

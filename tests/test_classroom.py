@@ -155,6 +155,23 @@ def test_join_code_registration_and_login(room):
     assert "wrong" not in fresh.get("/").get_data(as_text=True).lower()
 
 
+def test_password_change_and_joining_another_course(room):
+    with room.session() as s:
+        from server.courses import create_course
+        code = create_course(s, "Second course").join_code
+    alice = Browser(room.app, "alice")
+    assert "current password is wrong" in alice.post("/account/password", {"current": "nope", "new": "new-password"},
+                                                     follow_redirects=True).get_data(as_text=True)
+    assert "password is changed" in alice.post("/account/password", {"current": "alice-pw", "new": "new-password"},
+                                               follow_redirects=True).get_data(as_text=True)
+    assert Browser(room.app).login("alice", "alice-pw").status_code == 200  # the old one no longer works
+    assert Browser(room.app).login("alice", "new-password").status_code == 302
+    page = alice.post("/account/course", {"join_code": code.lower()}, follow_redirects=True).get_data(as_text=True)
+    assert "You are enrolled in Second course" in page
+    assert "unknown join code" in alice.post("/account/course", {"join_code": "ZZZ"},
+                                             follow_redirects=True).get_data(as_text=True)
+
+
 def test_roster_import_and_claim(room):
     prof = Browser(room.app, "prof")
     location = prof.post("/instructor/courses", {"name": "CNN lab"}).headers["Location"]
