@@ -49,13 +49,13 @@ def validate_recipe(recipe: dict) -> dict:
         if int(full[key]) != full[key]:
             raise ValueError(f"features.{key}: expected an integer, got {full[key]!r}")
     for key, allowed in _FIXED_KEYS.items():
-        if full[key] not in allowed or isinstance(full[key], bool) != isinstance(allowed[0], bool):
+        if not any(full[key] == a and type(full[key]) is type(a) for a in allowed):
             raise ValueError(f"features.{key}: expected one of {list(allowed)}, got {full[key]!r}")
     win, hop = _samples(full, "win_ms"), _samples(full, "hop_ms")
     if win > full["n_fft"]:
         raise ValueError(f"features.win_ms: window of {win} samples is longer than n_fft={full['n_fft']}")
-    if hop < 1:
-        raise ValueError("features.hop_ms: hop is shorter than one sample")
+    if win < 2 or hop < 1:
+        raise ValueError(f"features.{'win_ms' if win < 2 else 'hop_ms'}: shorter than the sample rate allows")
     if not full["fmin"] < full["fmax"] <= full["sample_rate"] / 2:
         raise ValueError(f"features.fmax: need fmin < fmax <= sample_rate/2, got fmin={full['fmin']} fmax={full['fmax']}")
     if _num_samples(full) < full["n_fft"]:
