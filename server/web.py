@@ -5,6 +5,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import login_user, logout_user
 from sqlalchemy import select
 
+from podium.baseline import BASELINE_USER
 from server import leaderboard
 from server.auth import verify_password
 from server.charts import best_so_far, progress_svg
@@ -23,7 +24,6 @@ web.register_blueprint(student)
 web.register_blueprint(instructor)
 
 CHART_USERS = 6
-BASELINE_USER = "baseline"
 
 
 def challenge_or_404(slug: str) -> Challenge:
