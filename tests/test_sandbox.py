@@ -161,7 +161,7 @@ def test_crash_while_loading(pool, data, tmp_path):
 
 
 def test_wrong_shape(pool, data, tmp_path):
-    r = _run(pool, data, _save(tmp_path, WrongShape(), "shape"))
+    r = _run(pool, data, _save(tmp_path, WrongShape(), "shape"), batch_size=1000)
     assert not r.ok and r.reason == f"output shape [7, 10], expected [{N}, {C}]"
 
 
@@ -272,7 +272,7 @@ def test_interrupted_request_does_not_desynchronise(pool, data, tmp_path):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
-    r = _run(pool, data, shape)
+    r = _run(pool, data, shape, batch_size=N)
     assert r.reason == f"output shape [7, 10], expected [{N}, {C}]"
     assert pool.health()["pid"] != pid
 
