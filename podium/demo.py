@@ -32,8 +32,24 @@ def prepare(settings: Settings, log=print) -> dict:
             admin.add_user(settings, name, name, password=password)
         except ValueError:
             pass  # already there from an earlier demo run
-    return {"slugs": slugs, "bundles": bundles, "student_token": admin.new_token(settings, DEMO_STUDENT[0], "demo"),
+    return {"slugs": slugs, "bundles": bundles, "join_code": _demo_course(settings), "student_token": admin.new_token(settings, DEMO_STUDENT[0], "demo"),
             "instructor_token": admin.new_token(settings, DEMO_INSTRUCTOR[0], "demo")}
+
+
+def _demo_course(settings: Settings) -> str:
+    """The demo course's join code (created on the first run), so classmates can register."""
+    from sqlalchemy import select
+
+    from server.courses import create_course
+    from server.db import Database
+    from server.models import Course
+    db = Database(settings.database_url)
+    try:
+        with db.session() as s:
+            course = s.scalar(select(Course).where(Course.name == "Demo course"))
+            return (course or create_course(s, "Demo course")).join_code
+    finally:
+        db.dispose()
 
 
 def _spawn(args: list[str], env: dict) -> subprocess.Popen:
@@ -92,6 +108,7 @@ def run(settings: Settings, port: int = 5000) -> int:
 Podium is running at {url}
   instructor login: {DEMO_INSTRUCTOR[0]} / {DEMO_INSTRUCTOR[1]}    student login: {DEMO_STUDENT[0]} / {DEMO_STUDENT[1]}
   student token:    {info['student_token']}
+  join code:        {info['join_code']}   (new students register at {url}/register)
   challenges:       {', '.join(info['slugs'])}
 
 Try, in another terminal:

@@ -55,7 +55,9 @@ def openapi_document() -> dict:
             "/challenges": {"get": {"summary": "List challenges", "security": [],
                                     "responses": {"200": _resp("Challenges", {"type": "array", "items": {"$ref": "#/components/schemas/Challenge"}})}}},
             "/challenges/{slug}": {"get": {"summary": "Challenge metadata", "parameters": [slug], "security": [],
-                                           "responses": {"200": _resp("Challenge", {"$ref": "#/components/schemas/Challenge"}), **_errors(404)}}},
+                                           "responses": {"200": _resp("Challenge", {"$ref": "#/components/schemas/Challenge"}), **_errors(404)}},
+                                   **_op("patch", "Set opens_at / deadline (instructors)", [slug], (400, 401, 403, 404),
+                                         {"application/json": {"schema": {"type": "object"}}})},
             "/challenges/{slug}/submissions": {
                 "post": {"summary": "Upload a TorchScript model", "parameters": [slug],
                          "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
@@ -73,5 +75,42 @@ def openapi_document() -> dict:
             "/challenges/{slug}/leaderboard": {"get": {"summary": "Leaderboard", "parameters": [slug], "security": [],
                                                        "responses": {"200": _resp("Leaderboard", {"$ref": "#/components/schemas/Leaderboard"}),
                                                                      **_errors(404)}}},
+            **_classroom_paths(slug, sub_id),
         },
+    }
+
+
+def _op(method: str, summary: str, params: list, codes: tuple, body: dict | None = None) -> dict:
+    op = {"summary": summary, "parameters": params, "responses": {"200": _resp("OK"), **_errors(*codes)}}
+    if body:
+        op["requestBody"] = {"required": True, "content": body}
+    return {method: op}
+
+
+def _classroom_paths(slug: dict, sub_id: dict) -> dict:
+    """Owner and instructor endpoints (server/api_instructor.py)."""
+    name = {"name": "username", "in": "path", "required": True, "schema": {"type": "string"}}
+    num = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
+    json_body = {"application/json": {"schema": {"type": "object"}}}
+    return {
+        "/submissions/{id}/results": _op("get", "Per-class accuracy and confusion matrix on public rows (owner, instructors)", [sub_id], (401, 404)),
+        "/submissions/{id}/final": _op("post", "Mark or unmark as final (owner; at most two)", [sub_id], (401, 404, 409), json_body),
+        "/submissions/{id}/cancel": _op("post", "Cancel a queued or running submission (owner, instructors)", [sub_id], (401, 404, 409)),
+        "/submissions/{id}/disqualify": _op("post", "Disqualify a submission with a reason (instructors)", [sub_id], (401, 403, 404), json_body),
+        "/users/{username}/disqualify": _op("post", "Disqualify a student with a reason (instructors)", [name], (401, 403, 404), json_body),
+        "/challenges/{slug}/dashboard": _op("get", "Every submission with scores, timings and duplicate flags (instructors)", [slug], (401, 403, 404)),
+        "/challenges/{slug}/rescore": _op("post", "Re-score one or all submissions (instructors)", [slug], (401, 403, 404), json_body),
+        "/rescores/{id}": _op("get", "What a re-score changed (instructors)", [num], (401, 403, 404)),
+        "/challenges/{slug}/reveal": _op("post", "Reveal the private leaderboard (instructors)", [slug], (401, 403, 404, 409)),
+        "/challenges/{slug}/leaderboard.csv": _op("get", "Final leaderboard as CSV (instructors)", [slug], (401, 403, 404)),
+        "/challenges/{slug}/grades.csv": _op("get", "Grades as CSV (instructors)", [slug], (401, 403, 404)),
+        "/challenges/{slug}/starter.zip": _op("get", "Starter kit", [slug], (404,)),
+        "/challenges/{slug}/train.npz": _op("get", "Public training data", [slug], (404,)),
+        "/challenges/{slug}/samples.npz": _op("get", "A few public inputs for podium check", [slug], (404,)),
+        "/challenges": {**{"get": {"summary": "List challenges", "security": [], "responses": {"200": _resp("Challenges")}}},
+                        **_op("post", "Publish a challenge from a zipped bundle, field `bundle` (instructors)", [], (400, 401, 403, 409, 422),
+                              {"multipart/form-data": {"schema": {"type": "object", "properties": {"bundle": {"type": "string", "format": "binary"}}}}})},
+        "/courses": _op("post", "Create a course with a join code (instructors)", [], (400, 401, 403), json_body),
+        "/courses/{id}/roster": _op("post", "Import a roster CSV: username, display name, email (instructors)", [num], (400, 401, 403, 404),
+                                    {"text/csv": {"schema": {"type": "string"}}}),
     }
