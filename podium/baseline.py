@@ -39,7 +39,7 @@ def train_baseline(bundle: Path, out_dir: Path) -> Path | None:
         log.info("training the %s baseline with its starter kit ...", bundle.name)
         quick = ["--quick"] if os.environ.get("PODIUM_BASELINE_QUICK") else []  # tests: a few batches only
         subprocess.run([sys.executable, str(script), "--data", str(train), "--out", str(model), *quick],
-                       cwd=bundle / "starter", check=True, stdout=subprocess.DEVNULL, timeout=900)
+                       cwd=bundle / "starter", check=True, stdout=subprocess.DEVNULL, timeout=3600)
     return model
 
 
