@@ -44,6 +44,7 @@ def main(argv=None) -> None:
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--batch", type=int, default=None, help="batch size for both sides (default: the sandbox's)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as d:
         model_path, inputs = str(Path(d) / "m.pt"), str(Path(d) / "test.npz")
@@ -59,7 +60,9 @@ def main(argv=None) -> None:
         _t.set_num_threads(pool.threads)
         model = _t.jit.load(model_path).eval()
         xt = _t.from_numpy(x)
-        batch = 1024
+        from worker.sandbox.zygote import DEFAULT_BATCH
+
+        batch = args.batch or DEFAULT_BATCH["cpu" if pool.health()["device"] == "cpu" else "cuda"]
         for _ in range(2):
             raw_pass_s(model, xt, batch)
         # Interleaved, so that load from other processes on the machine hits both sides alike.
@@ -67,7 +70,7 @@ def main(argv=None) -> None:
         try:
             for i in range(args.runs + 1):
                 r = pool.run(model_path=model_path, inputs_path=inputs, inputs_key="bench", num_classes=10,
-                             time_limit_s=60, memory_limit_mb=2048)
+                             time_limit_s=60, memory_limit_mb=2048, batch_size=batch)
                 assert r.ok, r.reason
                 if i:
                     runs.append(r.timings)
