@@ -2,6 +2,7 @@
 
 import io
 import os
+import re
 import secrets
 import signal
 import socket
@@ -120,7 +121,7 @@ def test_corpus_is_contained(env, capfd):
                 problems.append(f"{case.name}: scored {np.mean(r.scores.argmax(1) == labels):.2f}, labels stolen")
         elif r.ok:
             problems.append(f"{case.name}: scored, expected a failure matching {case.expect!r}")
-        elif not __import__("re").search(case.expect, r.reason or ""):
+        elif not re.search(case.expect, r.reason or ""):
             problems.append(f"{case.name}: reason {r.reason!r} does not match {case.expect!r}")
         if r.reason and (t.secret in r.reason or len(r.reason) > 400):
             problems.append(f"{case.name}: reason leaks or is too long: {r.reason[:80]!r}")
