@@ -7,8 +7,11 @@ and worker (embedded SQLite default), (c) the breakdown inside the worker, (d) a
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
+import subprocess
+import traceback
 import statistics
 import tempfile
 import time
@@ -68,7 +71,7 @@ def measure_grading(tmp: Path, bundles: list[Path], runs: int, burst_n: int) -> 
             for label, n, poll in ((f"broker poll {settings.broker_polling_interval:g} s (default)", burst_n, None),
                                    (f"broker poll {FAST_POLL_S:g} s", max(burst_n // 4, 1), FAST_POLL_S)):
                 if poll is not None:   # same web, a fresh worker with a faster SQLite-broker poll
-                    stack.kill("worker", signal.SIGTERM)
+                    _stop_worker(stack)
                     stack.start_worker(PODIUM_BROKER_POLL_S=poll)
                     grading.end_to_end(stack, tokens["ann"], b.name, model, 2)
                 raw = grading.RawInference(model, x, _threads())
@@ -83,6 +86,26 @@ def measure_grading(tmp: Path, bundles: list[Path], runs: int, burst_n: int) -> 
     finally:
         stack.stop()
     return out
+
+
+def _stop_worker(stack: live.Stack) -> None:
+    """SIGTERM the worker (a warm shutdown), SIGKILL its group when it takes longer than 30 s."""
+    proc = stack.procs.get("worker")
+    try:
+        stack.kill("worker", signal.SIGTERM)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _stage(results: dict, name: str, fn, *args) -> None:
+    """Run one group of measurements; a failure is recorded and the rest of the benchmark still runs."""
+    try:
+        results.update(fn(*args))
+    except Exception as exc:  # the benchmark reports what it could measure
+        traceback.print_exc()
+        results.setdefault("errors", {})[name] = f"{type(exc).__name__}: {exc}"
+    Path(tempfile.gettempdir(), "podium-bench-partial.json").write_text(json.dumps(results, indent=1, default=str))
 
 
 def measure_board_and_uploads(tmp: Path, digits: Path, students: int, per_student: int, requests_n: int,
@@ -162,9 +185,9 @@ def main(argv=None) -> dict:
         tmp = Path(d)
         bundles = build_all(tmp / "bundles")
         print(f"[bundles] {[b.name for b in bundles]} in {time.perf_counter() - t0:.0f} s", flush=True)
-        results.update(measure_grading(tmp, bundles, args.runs, args.burst))
-        results.update(measure_board_and_uploads(tmp, bundles[0], args.students, args.per_student, args.requests,
-                                                 args.clients, args.upload_mb))
+        _stage(results, "grading", measure_grading, tmp, bundles, args.runs, args.burst)
+        _stage(results, "board and uploads", measure_board_and_uploads, tmp, bundles[0], args.students,
+               args.per_student, args.requests, args.clients, args.upload_mb)
     results["load_after"] = os.getloadavg()
     results["bench_wall_s"] = time.perf_counter() - t0
     report.write(results, args.out, NOTES)
