@@ -285,3 +285,57 @@ def test_preload_takes_input_decoding_off_the_first_run(pool, tmp_path):
     r = pool.run(model_path=_save(tmp_path, Honest().eval(), "honest"), inputs_path=str(tmp_path / "fresh.npz"),
                  inputs_key="fresh", num_classes=C, time_limit_s=10, memory_limit_mb=512)
     assert r.ok and r.timings["inputs_s"] == 0.0 and r.timings["warm_child"] == 1.0
+
+
+class BatchNormNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(), torch.nn.Dropout2d(0.2),
+            torch.nn.Conv2d(8, 8, 3, stride=2), torch.nn.GELU(), torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten(),
+            torch.nn.Linear(128, C), torch.nn.LogSoftmax(dim=1))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class Recurrent(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(28, 16, batch_first=True)
+        self.gru = torch.nn.GRU(16, 16, batch_first=True)
+        self.fc = torch.nn.Linear(16, C)
+
+    def forward(self, x):
+        seq, _ = self.lstm(x.squeeze(1))
+        seq, _ = self.gru(seq)
+        return self.fc(seq[:, -1])
+
+
+class Spectral(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(28 * 15, C)
+
+    def forward(self, x):
+        spec = torch.fft.rfft(x.squeeze(1), dim=-1).abs()
+        up = torch.nn.functional.interpolate(spec.unsqueeze(1), size=(28, 15), mode="bilinear", align_corners=False)
+        return torch.softmax(self.fc(torch.flatten(up, 1)), dim=1)
+
+
+@pytest.mark.parametrize("make, export", [
+    (BatchNormNet, "script"), (BatchNormNet, "trace"), (Recurrent, "script"), (Spectral, "trace"),
+])
+def test_typical_architectures_score_right(pool, data, tmp_path, make, export):
+    # Nothing these need may be loaded lazily from disk: after confinement no file can be opened.
+    torch.manual_seed(4)
+    net = make().eval()
+    example = torch.from_numpy(data[1][:4])
+    exported = torch.jit.script(net) if export == "script" else torch.jit.trace(net, example)
+    path = str(tmp_path / f"{make.__name__}-{export}.pt")
+    torch.jit.save(exported, path)
+    r = _run(pool, data, path)
+    assert r.ok, r.reason
+    with torch.inference_mode():
+        expected = net(torch.from_numpy(data[1])).numpy()
+    np.testing.assert_allclose(r.scores, expected, rtol=1e-4, atol=1e-4)
