@@ -141,4 +141,4 @@ def _raw_lines(r: dict) -> list[str]:
     for board in slim.get("board", {}).values():
         for part in ("public", "revealed"):
             board.get(part, {}).pop("plan", None)
-    return json.dumps(slim, indent=1, default=str).splitlines()
+    return [f"{k}: {json.dumps(v, default=str)}" for k, v in slim.items()]
