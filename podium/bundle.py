@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import datetime as dt
 import hashlib
 import math
@@ -11,6 +12,7 @@ import re
 import tempfile
 import tomllib
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -433,6 +435,23 @@ def _atomic_write(dest: Path, write) -> None:
         os.replace(tmp, dest)
     except BaseException:
         os.unlink(tmp)
+        raise
+
+
+@contextmanager
+def building_dir(dest: Path):
+    """Yield a fresh folder beside dest; it replaces dest only if the block finishes without error."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    work.chmod(0o755)
+    try:
+        yield work
+        if dest.exists():
+            shutil.rmtree(dest)
+        work.rename(dest)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
         raise
 
 

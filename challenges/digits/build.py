@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import functools
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from podium.bundle import save_npz
+from podium.bundle import building_dir, save_npz
 
 HERE = Path(__file__).resolve().parent
 TEST_PER_CLASS = 100
@@ -45,20 +44,11 @@ def build(dest: Path) -> Path:
     dest = Path(dest)
     x, y = load_images()
     train, test = split_indices(y, TEST_PER_CLASS, SEED)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    work.chmod(0o755)
-    try:
+    with building_dir(dest) as work:
         shutil.copyfile(HERE / "challenge.toml", work / "challenge.toml")
         shutil.copyfile(HERE / "README.md", work / "README.md")
         save_npz(work / "data" / "test.npz", x[test], y[test])
         save_npz(work / "data" / "train.npz", x[train], y[train])
         if (HERE / "starter").is_dir():
             shutil.copytree(HERE / "starter", work / "starter", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        if dest.exists():
-            shutil.rmtree(dest)
-        work.rename(dest)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return dest

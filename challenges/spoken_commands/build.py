@@ -5,7 +5,6 @@ import multiprocessing
 import os
 import shutil
 import sys
-import tempfile
 import threading
 import time
 import tomllib
@@ -15,7 +14,7 @@ import numpy as np
 
 from challenges.spoken_commands import augment, synth
 from podium import features
-from podium.bundle import save_npz
+from podium.bundle import building_dir, save_npz
 
 HERE = Path(__file__).resolve().parent
 FEATURES_SOURCE = Path(features.__file__).resolve()
@@ -127,19 +126,10 @@ def build(dest: Path, seed: int = SEED, n_train: int = N_TRAIN, n_test: int = N_
         raise ValueError(f"challenge.toml: input_shape {spec['input_shape']} != {features.input_shape(recipe)} from [features]")
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     started = time.monotonic()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    work.chmod(0o755)
-    try:
+    with building_dir(dest) as work:
         info = _write_bundle(work, spec, recipe, seed, n_train, n_test, workers)
         info["build_seconds"] = round(time.monotonic() - started, 2)
         (work / "build_info.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
-        if dest.exists():
-            shutil.rmtree(dest)
-        work.rename(dest)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return dest
 
 
