@@ -143,14 +143,26 @@ def user_rank(session: Session, challenge: Challenge, user_id: int) -> int | Non
     return 1 + sum(1 for e in entries.values() if _public_key(e) < mine)
 
 
-def history(session: Session, challenge: Challenge) -> list[tuple[int, datetime, float]]:
-    """(user_id, time, public score) of every eligible scored entry, oldest first, for charts."""
-    rows = session.execute(select(Score.user_id, Submission.created_at, Score.public_score)
-                           .join(Submission, Submission.id == Score.submission_id)
-                           .join(User, User.id == Score.user_id)
-                           .where(*_eligible(challenge.id), User.disqualified_reason.is_(None))
-                           .order_by(Submission.created_at, Submission.id)).all()
-    return [tuple(r) for r in rows]
+def top_users(session: Session, challenge: Challenge, n: int) -> list[int]:
+    """Ids of the n best students on the public board, best first (two statements)."""
+    people = students(session, challenge.id)
+    entries = entries_by_id(session, [p.pick0 for p in people])
+    return [e.user_id for e in sorted(entries.values(), key=_public_key)[:n]]
+
+
+def history(session: Session, challenge: Challenge, user_ids: list[int] | None = None) -> list[tuple[int, datetime, float]]:
+    """(user_id, time, public score) of every eligible scored entry, oldest first, for charts; only these users if given.
+
+    Charts of a few students should pass their ids: a whole class's history is every submission.
+    """
+    query = (select(Score.user_id, Submission.created_at, Score.public_score)
+             .join(Submission, Submission.id == Score.submission_id)
+             .join(User, User.id == Score.user_id)
+             .where(*_eligible(challenge.id), User.disqualified_reason.is_(None))
+             .order_by(Submission.created_at, Submission.id))
+    if user_ids is not None:
+        query = query.where(Submission.user_id.in_(user_ids))
+    return [tuple(r) for r in session.execute(query).all()]
 
 
 def count_scored(session: Session, challenge_id: int) -> int:

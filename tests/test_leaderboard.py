@@ -203,3 +203,19 @@ def test_statements_per_page_do_not_grow_with_rows(db, revealed):
             counts.append((len(board_sql), len(rank_sql)))
         # Students with their best ids, then those entries; after the reveal also the final picks.
         assert counts == [(3 if revealed else 2, 2)] * 2, counts
+
+
+def test_top_users_and_history_of_a_few(db):
+    with db.session() as s:
+        c = new_challenge(s)
+        ann, ben, cat = new_user(s), new_user(s), new_user(s)
+        add_entry(s, c, ann, 0.5, 0.5, 1)
+        add_entry(s, c, ben, 0.7, 0.5, 2)
+        add_entry(s, c, ann, 0.9, 0.5, 3)
+        add_entry(s, c, cat, 0.6, 0.5, 4, disqualified="dq")
+        add_entry(s, c, cat, 0.1, 0.5, 5)
+        assert leaderboard.top_users(s, c, 2) == [ann.id, ben.id]
+        assert [(u, score) for u, _, score in leaderboard.history(s, c)] == [
+            (ann.id, 0.5), (ben.id, 0.7), (ann.id, 0.9), (cat.id, 0.1)]
+        assert [(u, score) for u, _, score in leaderboard.history(s, c, [ann.id])] == [(ann.id, 0.5), (ann.id, 0.9)]
+        assert leaderboard.history(s, c, []) == []
