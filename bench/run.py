@@ -151,8 +151,11 @@ def _meta(bundle: Path) -> dict:
 
 
 NOTES = [
-    "(b) is what a student sees: the time from sending the upload to the first GET /api/v1/submissions/<id> that "
-    f"says scored, asking every {grading.POLL_S * 1000:.0f} ms (so up to that much of it is polling).",
+    "(b) runs from sending the upload to the commit of the score (Submission.finished_at), after which any GET "
+    "shows it; (b') is what a client polling every "
+    f"{grading.POLL_S * 1000:.0f} ms saw (faster polling steals CPU from the worker on 2 cores).",
+    "The machine is shared: other engineers' test suites ran during the benchmark (see the load average), so "
+    "single numbers move by up to 2x between minutes; compare numbers measured side by side (interleaved) only.",
     "(a) is the same TorchScript file on the same test tensors in this (warm) process, batch 1024, torch threads "
     "= the cores the worker's scoring child uses.",
     "(d) uploads come from 8 client threads while the one worker scores, so web and worker share the 2 cores; "
