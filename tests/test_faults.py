@@ -320,8 +320,8 @@ def test_same_task_delivered_twice_scores_once(sqlite_fault_stack):
         again = ann.get(f"/submissions/{sub_id}").json()
         assert (again["finished_at"], again["public_score"]) == (first["finished_at"], first["public_score"])
     finally:
-        for name in ("w1", "w2"):
-            stack.kill(name, signal.SIGTERM)
+        stack.kill("w1", signal.SIGKILL)
+        stack.kill("w2", signal.SIGKILL)
 
 
 def test_sigterm_finishes_the_model_in_hand(sqlite_fault_stack):

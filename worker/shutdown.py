@@ -6,6 +6,12 @@ the shutdown however the signal was sent (`kill <pid>`, `docker stop`, systemd's
 A child busy grading then gets `grace_s` seconds to finish; after that it puts its row back in the
 queue as a new attempt (server.states.requeue, not counted as a retry) and exits, instead of being
 SIGKILLed by the supervisor with the row left running until its lease runs out.
+
+Idle children ignore SIGTERM (a process-group SIGTERM from systemd reaches them too): Celery's warm
+shutdown stops them cleanly, whereas a child that dies mid-shutdown is replaced by billiard, the
+replacement never gets its stop sentinel, and the main process waits for it forever. For the same
+reason children watch a flag shared with the main process and leave once it is shutting down and
+they hold nothing (the replacement of a child that handed its job back and exited).
 """
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from typing import Callable
 
 log = logging.getLogger(__name__)
@@ -56,12 +63,11 @@ class Shutdown:
     def _on_sigterm(self, signum, frame) -> None:
         with self._lock:
             hand_back = self._hand_back
-            if hand_back is None:  # nothing in hand: exit the way this process would have without us
+            if hand_back is None:
+                # Nothing in hand: Celery's warm shutdown stops this child cleanly. Dying here would make
+                # billiard start a replacement in the middle of the shutdown (see watch_flag).
                 if callable(self._previous):
                     self._previous(signum, frame)
-                    return
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                os.kill(os.getpid(), signal.SIGTERM)
                 return
             if self.requested.is_set():
                 return
@@ -106,6 +112,45 @@ class _Busy:
 
     def __exit__(self, *exc):
         self.shutdown._leave()
+
+
+_flag = None  # shared with the pool children: 1 once the main process is shutting down
+WATCH_S = 0.5
+
+
+def ignore_sigterm_until_busy() -> None:
+    """In a new pool child: SIGTERM is ignored while idle (billiard keeps SIG_IGN); install() takes over per task."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def prepare_flag() -> None:
+    """Create the shared shutdown flag in the Celery main process, before it forks its pool."""
+    global _flag
+    from multiprocessing.sharedctypes import RawValue
+    _flag = RawValue("b", 0)
+
+
+def raise_flag() -> None:
+    """Tell the pool children that the main process is shutting down."""
+    if _flag is not None:
+        _flag.value = 1
+
+
+def watch_flag() -> None:
+    """In a pool child: leave as soon as the main process shuts down and no job is in hand."""
+    if _flag is None:
+        return
+
+    def run():
+        while True:
+            time.sleep(WATCH_S)
+            if _flag.value and state._hand_back is None:
+                # Through billiard's SIGHUP handler (SystemExit in the main thread), so the child unwinds
+                # and releases the pool queue's lock; os._exit here left it taken and the main process hung.
+                os.kill(os.getpid(), signal.SIGHUP)
+                return
+
+    threading.Thread(target=run, name="shutdown-watch", daemon=True).start()
 
 
 def forward_to_busy_children(sig: int = signal.SIGTERM) -> list[int]:

@@ -1,11 +1,15 @@
 """Celery tasks: thin wrappers that take ids and hand off to plain modules."""
 from __future__ import annotations
 
+import threading
+
 from celery import shared_task
 from celery.signals import worker_init, worker_process_init, worker_process_shutdown, worker_shutting_down
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from worker.celery_app import REAP_TASK, SCORE_TASK
+
+_warming: threading.Thread | None = None
 
 
 @shared_task(name=SCORE_TASK, bind=True, acks_late=True, autoretry_for=(OperationalError, InterfaceError),
@@ -16,6 +20,7 @@ def score_submission(self, submission_id: int, attempt: int = 1) -> str:
     from worker.runtime import get_runtime
     from worker.shutdown import state
     state.install()
+    _wait_warm()
     return grade(get_runtime(self.app), int(submission_id), int(attempt))
 
 
@@ -29,11 +34,35 @@ def reap(self) -> dict:
 
 @worker_process_init.connect
 def _warm_up(sender=None, **_kwargs) -> None:
-    """Start the scoring pool as soon as a worker process exists, so the first student does not wait for it."""
+    """Start the scoring pool as soon as a worker process exists, so the first student does not wait for it.
+
+    In a thread: the pool child must report up to Celery within 4 s, and importing torch in the
+    zygote under load takes longer (the child was killed and respawned in a loop).
+    """
+    global _warming
     from celery import current_app
     from worker.runtime import get_runtime
+    from worker.shutdown import ignore_sigterm_until_busy, watch_flag
+    ignore_sigterm_until_busy()
+    watch_flag()
     if getattr(current_app.conf, "podium_settings", None) is not None and current_app.conf.get("podium_warm_pool", True):
-        get_runtime(current_app).pool
+        rt = get_runtime(current_app)
+        _warming = threading.Thread(target=_start_pool, args=(rt,), name="warm-sandbox", daemon=True)
+        _warming.start()
+
+
+def _start_pool(rt) -> None:
+    try:
+        rt.pool
+    except Exception as exc:  # the first task starts it again and reports the failure properly
+        import logging
+        logging.getLogger(__name__).error("could not warm the scoring sandbox: %s", exc)
+
+
+def _wait_warm() -> None:
+    """The first task waits for the warm-up in progress rather than starting a second sandbox."""
+    if _warming is not None:
+        _warming.join()
 
 
 @worker_process_shutdown.connect
@@ -45,14 +74,15 @@ def _shut_down(**_kwargs) -> None:
 @worker_shutting_down.connect
 def _tell_children(sig=None, how=None, **_kwargs) -> None:
     """Warm shutdown in the main process: let each pool child finish or hand back the job it holds."""
+    from worker.shutdown import forward_to_busy_children, raise_flag
+    raise_flag()
     if how == "Warm":
-        from worker.shutdown import forward_to_busy_children
         forward_to_busy_children()
 
 
 @worker_init.connect
-def _worker_broker_settings(sender=None, **_kwargs) -> None:
-    """Worker-only settings: reconnect while the broker is away, restore lost messages promptly, time to warm up.
+def _worker_settings(sender=None, **_kwargs) -> None:
+    """Main process, before the pool forks: the shared shutdown flag, and worker-only broker settings.
 
     The app's broker_connection_max_retries is kept low so a web request never waits long on a
     publish; a worker must instead outlive a Redis restart (with the low value it exits with
@@ -60,11 +90,10 @@ def _worker_broker_settings(sender=None, **_kwargs) -> None:
     of dead workers only every 10 s x throttle 10 = 100 s; one cheap ZRANGE every few seconds lets a
     killed worker's task return soon after the visibility timeout.
     """
+    from worker.shutdown import prepare_flag
+    prepare_flag()
     conf = sender.app.conf
     conf.broker_connection_max_retries = None
-    # A new pool child warms its scoring sandbox (imports torch) before it reports up; under load that
-    # takes longer than Celery's 4 s default, and the child was killed and respawned in a loop.
-    conf.worker_proc_alive_timeout = max(float(conf.worker_proc_alive_timeout or 0), 120.0)
     if str(conf.broker_url or "").startswith(("redis://", "rediss://")):
         opts = dict(conf.broker_transport_options or {})
         visibility = float(opts.get("visibility_timeout", 3600))
