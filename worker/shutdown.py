@@ -47,8 +47,8 @@ class Shutdown:
     def install(self, grace_s: float | None = None) -> None:
         """Handle SIGTERM in this (pool child) process; idempotent, so it can run before every task.
 
-        billiard installs its own SIGTERM handler after worker_process_init, so this runs at task
-        time; billiard's handler is kept and used whenever no job is in hand.
+        billiard replaces any SIGTERM handler set in worker_process_init, so this runs at task time;
+        what was there before (SIG_IGN in pool children) still applies whenever no job is in hand.
         """
         self.grace_s = grace_seconds() if grace_s is None else grace_s
         current = signal.getsignal(signal.SIGTERM)
