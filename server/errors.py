@@ -51,8 +51,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(InterfaceError)
     def _db_down(exc):
         log.error("database unavailable: %s", exc.__class__.__name__)
-        return error_response(503, "database_unavailable",
+        resp = error_response(503, "database_unavailable",
                               "the database is not reachable right now; please retry in a minute")
+        resp.headers["Retry-After"] = "30"
+        return resp
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -436,6 +436,7 @@ def test_database_down_web_503_worker_retries(tmp_path):
                     assert time.monotonic() - t0 < 10
                     assert resp.status_code == 503, resp.text
                     assert resp.json()["error"]["code"] == "database_unavailable"
+                    assert resp.headers["Retry-After"] == "30"
                 stack.start_worker()
                 live.wait_until(lambda: "OperationalError" in stack.log("worker"), 60,
                                 "the worker never met the database outage")
