@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--hostname")
     s.set_defaults(func=_cmd_worker)
     s = sub.add_parser("beat", help="run the periodic reaper")
-    s.add_argument("--interval", type=float, default=30.0)
+    s.add_argument("--interval", type=float, default=15.0, help="seconds between reaper runs")
     s.set_defaults(func=_cmd_beat)
     s = sub.add_parser("db", help="database schema")
     s.add_argument("action", choices=["upgrade"])

@@ -61,7 +61,7 @@ def worker(settings: Settings, queues: str | None = None, concurrency: int = 1, 
     app.worker_main(argv)
 
 
-def beat(settings: Settings, interval_s: float = 30.0, loglevel: str = "INFO") -> None:
+def beat(settings: Settings, interval_s: float = 15.0, loglevel: str = "INFO") -> None:
     """Run Celery beat with the reaper schedule."""
     from worker.celery_app import REAP_TASK, create_celery
     app = create_celery(settings)
