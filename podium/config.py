@@ -27,7 +27,7 @@ class Settings:
     env: str = "development"
     # The largest upload any challenge may allow; per-challenge limits are checked on top.
     max_upload_mb: float = 200.0
-    broker_polling_interval: float = 0.1
+    broker_polling_interval: float = 0.02
     # Redis re-delivers an unacked message after this many seconds; it must exceed the longest scoring time.
     visibility_timeout_s: int = 3600
     # Where blobs live: "" (the data dir), file:///path, or s3://bucket/prefix (S3, MinIO, Ceph...).
@@ -56,7 +56,7 @@ class Settings:
             secret_key=env.get("PODIUM_SECRET_KEY", DEV_SECRET),
             env=env.get("PODIUM_ENV", "development"),
             max_upload_mb=float(env.get("PODIUM_MAX_UPLOAD_MB", "200")),
-            broker_polling_interval=float(env.get("PODIUM_BROKER_POLL_S", "0.1")),
+            broker_polling_interval=float(env.get("PODIUM_BROKER_POLL_S", "0.02")),
             visibility_timeout_s=int(env.get("PODIUM_VISIBILITY_TIMEOUT_S", "3600")),
             storage_url=env.get("PODIUM_STORAGE_URL", ""),
             s3_endpoint_url=env.get("PODIUM_S3_ENDPOINT_URL") or None,

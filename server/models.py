@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, TypeDecorator, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from server.db import Base
@@ -169,6 +169,13 @@ class Score(Base):
 
 
 Index("ix_scores_board", Score.challenge_id, Score.user_id, Score.public_score)
+
+# Partial indexes that let the leaderboard find each student's eligible and final entries directly.
+_ELIGIBLE = "status = 'scored' AND disqualified_reason IS NULL"
+Index("ix_submissions_eligible", Submission.challenge_id, Submission.user_id,
+      postgresql_where=text(_ELIGIBLE), sqlite_where=text(_ELIGIBLE))
+Index("ix_submissions_final", Submission.challenge_id, Submission.user_id,
+      postgresql_where=text("is_final"), sqlite_where=text("is_final"))
 
 
 class Rescore(Base):

@@ -63,14 +63,15 @@ def challenge_page(slug: str):
 def chart_for(challenge: Challenge, board: dict, viewer: User | None):
     """The SVG progress chart of the top students and the baseline, labelled as this viewer sees names."""
     session = db_session()
-    history = leaderboard.history(session, challenge)
-    user_ids = list(dict.fromkeys(uid for uid, _, _ in history))
+    # Only the charted students' history is read: a whole class's history is every submission.
+    top = leaderboard.top_users(session, challenge, CHART_USERS + 1)
+    baseline = session.scalar(select(User.id).where(User.username == BASELINE_USER))
+    wanted = [u for u in top if u != baseline][:CHART_USERS] + ([baseline] if baseline is not None else [])
+    history = leaderboard.history(session, challenge, wanted)
+    user_ids = [u for u in wanted if any(h[0] == u for h in history)]
     users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(user_ids)))} if user_ids else {}
     best = best_so_far(history, user_ids)
-    top = sorted((u for u in user_ids if users[u].username != BASELINE_USER), key=lambda u: -best[u][-1][1])
-    chosen = top[:CHART_USERS] + [u for u in user_ids if users[u].username == BASELINE_USER]
-    series = [(leaderboard.display_name(users[u], viewer), best[u], users[u].username == BASELINE_USER)
-              for u in chosen]
+    series = [(leaderboard.display_name(users[u], viewer), best[u], u == baseline) for u in user_ids]
     return progress_svg(series, utcnow())
 
 

@@ -17,10 +17,10 @@ class Channel(_Channel):
 
 
 class Transport(_Transport):
-    """SQLAlchemy transport polling every 0.1 s instead of every second."""
+    """SQLAlchemy transport polling every 0.02 s instead of every second."""
 
     Channel = Channel
-    polling_interval = 0.1
+    polling_interval = 0.02
 
 
 def register(polling_interval: float) -> str:

@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: 0fee80c27c5a
+Revision ID: 7ad1ceb77a17
 Revises: 
-Create Date: 2026-11-25 14:07:50.911568
+Create Date: 2026-11-25 15:21:03.622062
 """
 from alembic import op
 import sqlalchemy as sa
 import server.models
 
 
-revision = '0fee80c27c5a'
+revision = '7ad1ceb77a17'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -128,6 +128,8 @@ def upgrade() -> None:
     with op.batch_alter_table('submissions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_submissions_challenge_id'), ['challenge_id'], unique=False)
         batch_op.create_index('ix_submissions_challenge_user', ['challenge_id', 'user_id'], unique=False)
+        batch_op.create_index('ix_submissions_eligible', ['challenge_id', 'user_id'], unique=False, postgresql_where=sa.text("status = 'scored' AND disqualified_reason IS NULL"), sqlite_where=sa.text("status = 'scored' AND disqualified_reason IS NULL"))
+        batch_op.create_index('ix_submissions_final', ['challenge_id', 'user_id'], unique=False, postgresql_where=sa.text('is_final'), sqlite_where=sa.text('is_final'))
         batch_op.create_index(batch_op.f('ix_submissions_model_sha256'), ['model_sha256'], unique=False)
         batch_op.create_index('ix_submissions_status_lease', ['status', 'lease_expires_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_submissions_user_id'), ['user_id'], unique=False)
@@ -170,6 +172,8 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_submissions_user_id'))
         batch_op.drop_index('ix_submissions_status_lease')
         batch_op.drop_index(batch_op.f('ix_submissions_model_sha256'))
+        batch_op.drop_index('ix_submissions_final', postgresql_where=sa.text('is_final'), sqlite_where=sa.text('is_final'))
+        batch_op.drop_index('ix_submissions_eligible', postgresql_where=sa.text("status = 'scored' AND disqualified_reason IS NULL"), sqlite_where=sa.text("status = 'scored' AND disqualified_reason IS NULL"))
         batch_op.drop_index('ix_submissions_challenge_user')
         batch_op.drop_index(batch_op.f('ix_submissions_challenge_id'))
 
