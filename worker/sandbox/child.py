@@ -75,7 +75,8 @@ def _read_all(fd: int) -> bytes:
     size = os.fstat(fd).st_size
     chunks, got = [], 0
     while got < size:
-        chunk = os.read(fd, min(size - got, 1 << 24))
+        # pread, not read: the descriptor's shared offset may have been moved by another holder.
+        chunk = os.pread(fd, min(size - got, 1 << 24), got)
         if not chunk:
             break
         chunks.append(chunk)
