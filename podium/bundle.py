@@ -22,6 +22,7 @@ from podium.metrics import METRICS
 from podium.split import public_mask
 
 KINDS = ("image", "spectrogram", "other")
+DEVICES = ("any", "gpu", "cpu")  # where scoring runs; "gpu" waits for a GPU worker (server.queueing)
 SLUG_RE = re.compile(r"[a-z0-9-]{2,64}")
 # Fixed zip timestamp so that the same content always gives the same bytes (and sha256).
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -50,6 +51,7 @@ class ChallengeSpec:
     max_model_mb: float = 20.0
     time_limit_s: float = 60.0
     memory_limit_mb: int = 2048
+    device: str = "any"
     feature_recipe: dict | None = field(default=None, hash=False)
     readme: str = ""
 
@@ -181,7 +183,7 @@ def _check_recipe(src, recipe: dict, shape: tuple[int, ...]) -> dict:
 _FIELDS = {
     "slug", "title", "summary", "kind", "labels", "input_shape", "metric", "public_fraction",
     "split_seed", "opens_at", "deadline", "daily_limit", "max_model_mb", "time_limit_s",
-    "memory_limit_mb", "features",
+    "memory_limit_mb", "features", "device",
 }
 _REQUIRED = ("slug", "title", "kind", "labels", "input_shape")
 
@@ -206,6 +208,9 @@ def parse_spec(toml_text: str, source: str = "challenge.toml") -> ChallengeSpec:
     kind = _text(src, "kind", raw["kind"])
     if kind not in KINDS:
         raise BundleError(f"{src}: key 'kind' must be one of {', '.join(KINDS)}, got {kind!r}")
+    device = _text(src, "device", raw.get("device", "any"))
+    if device not in DEVICES:
+        raise BundleError(f"{src}: key 'device' must be one of {', '.join(DEVICES)}, got {device!r}")
     metric = _text(src, "metric", raw.get("metric", "accuracy"))
     if metric not in METRICS:
         raise BundleError(f"{src}: key 'metric' is unknown: {metric!r} (known: {', '.join(sorted(METRICS))})")
@@ -247,6 +252,7 @@ def parse_spec(toml_text: str, source: str = "challenge.toml") -> ChallengeSpec:
         max_model_mb=_positive(src, "max_model_mb", raw.get("max_model_mb", 20.0), integer=False),
         time_limit_s=_positive(src, "time_limit_s", raw.get("time_limit_s", 60.0), integer=False),
         memory_limit_mb=_positive(src, "memory_limit_mb", raw.get("memory_limit_mb", 2048), integer=True),
+        device=device,
         feature_recipe=recipe,
     )
 

@@ -26,6 +26,17 @@ def test_device_names_map_to_queues():
     assert queue_for(Challenge(queue=None)) == "podium" and queue_for(Challenge(queue="gpu")) == "gpu"
 
 
+def test_challenge_toml_device_key():
+    """`device` in challenge.toml is parsed, defaults to any, and a wrong value names the key."""
+    from podium.bundle import BundleError, parse_spec
+    base = ('slug = "d-test"\ntitle = "T"\nkind = "image"\nlabels = ["a", "b"]\ninput_shape = [1, 8, 8]\n')
+    assert parse_spec(base).device == "any"
+    for device, queue in (("gpu", "gpu"), ("cpu", "cpu"), ("any", None)):
+        assert queue_for_device(parse_spec(base + f'device = "{device}"\n').device) == queue
+    with pytest.raises(BundleError, match="key 'device'"):
+        parse_spec(base + 'device = "tpu"\n')
+
+
 def test_fair_share_priority_falls_with_backlog():
     """The more of a course is already waiting, the later its next message is served (Redis: 0 first)."""
     steps = [fair_share_priority(n) for n in range(15)]
