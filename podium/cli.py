@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=2)
     s.set_defaults(func=_cmd_serve)
     s = sub.add_parser("worker", help="run a grading worker")
-    s.add_argument("--queues", default="podium")
+    s.add_argument("--queues", help="comma-separated queues (default: PODIUM_QUEUES, else this device's queue and 'podium')")
     s.add_argument("--concurrency", type=int, default=1)
     s.add_argument("--hostname")
     s.set_defaults(func=_cmd_worker)

@@ -101,7 +101,9 @@ def run(settings: Settings, port: int = 5000) -> int:
     env = dict(os.environ, PODIUM_DATA_DIR=str(settings.data_dir), PODIUM_DATABASE_URL=settings.database_url,
                PODIUM_BROKER_URL=settings.broker_url)
     url = f"http://127.0.0.1:{port}"
-    procs = [_spawn(["serve", "--port", str(port), "--workers", "1"], env), _spawn(["worker"], env), _spawn(["beat"], env)]
+    # The one embedded worker takes every queue, GPU-only challenges included.
+    procs = [_spawn(["serve", "--port", str(port), "--workers", "1"], env),
+             _spawn(["worker", "--queues", "gpu,cpu,podium"], env), _spawn(["beat"], env)]
     try:
         _wait_http(f"{url}/healthz")
         print(f"""

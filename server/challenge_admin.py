@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from podium.bundle import Bundle, BundleError, load_bundle, save_npz, zip_dir
 from server.models import Challenge, utcnow
+from server.queueing import queue_for_device
 from server.storage import LocalStore
 
 MAX_BUNDLE_BYTES = 2 << 30
@@ -73,6 +74,7 @@ def publish_bundle(session: Session, store: LocalStore, root: Path, *, replace: 
     challenge.memory_limit_mb = spec.memory_limit_mb
     challenge.feature_recipe = dict(spec.feature_recipe) if spec.feature_recipe else None
     challenge.readme = spec.readme
+    challenge.queue = queue_for_device(spec.device)
     challenge.test_sha256 = test_sha
     challenge.n_test = int(bundle.test_y.shape[0])
     challenge.train_sha256 = train_sha

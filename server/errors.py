@@ -7,6 +7,8 @@ from flask import Flask, jsonify, request
 from sqlalchemy.exc import OperationalError, InterfaceError
 from werkzeug.exceptions import HTTPException
 
+from server.storage import StoreError
+
 log = logging.getLogger(__name__)
 
 
@@ -53,6 +55,14 @@ def register_error_handlers(app: Flask) -> None:
         log.error("database unavailable: %s", exc.__class__.__name__)
         resp = error_response(503, "database_unavailable",
                               "the database is not reachable right now; please retry in a minute")
+        resp.headers["Retry-After"] = "30"
+        return resp
+
+    @app.errorhandler(StoreError)
+    def _store_down(exc):
+        log.error("blob store unavailable: %s", exc)
+        resp = error_response(503, "storage_unavailable",
+                              "model storage is not reachable right now; please retry in a minute")
         resp.headers["Retry-After"] = "30"
         return resp
 

@@ -165,3 +165,23 @@ def test_waiting_ahead_counts_the_course_not_other_courses(routed):
         assert waiting_ahead(s, rows[0].id) == 1
         assert waiting_ahead(s, rows[2].id) == 0
         s.rollback()
+
+
+def test_device_key_routes_the_published_challenge(tmp_path):
+    """challenge.toml's device key decides the queue the challenge's submissions go to."""
+    from server.challenge_admin import publish_bundle
+    from server.queueing import queue_for
+    from server.db import Database
+    from server.migrate import upgrade
+    from server.storage import LocalStore
+    from tests.conftest import write_tiny_bundle
+    url = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    upgrade(url)
+    db = Database(url)
+    try:
+        with db.session() as s:
+            for device, queue in (("gpu", "gpu"), ("cpu", "cpu"), ("any", "podium")):
+                bundle = write_tiny_bundle(tmp_path / device, slug=f"dev-{device}", extra_toml=f'device = "{device}"\n')
+                assert queue_for(publish_bundle(s, LocalStore(tmp_path / "blobs"), bundle)) == queue
+    finally:
+        db.dispose()

@@ -110,20 +110,20 @@ def run_job(rt: WorkerRuntime, job: Job) -> Outcome:
     """Check the archive, run the model in a confined child, evaluate against the labels held here."""
     from worker.sandbox import SandboxUnavailable  # the sandbox imports numpy/torch helpers lazily
     t0 = time.perf_counter()
-    try:
+    try:  # missing blobs and an unreachable object store (StoreError is an OSError) are not the student's fault
         model_path = rt.store.local_path(job.model_sha256)
         inputs_path = rt.store.local_path(job.test_sha256)
-    except FileNotFoundError as exc:
+        labels, public = rt.labels(job.test_sha256, job.public_fraction, job.split_seed)
+    except OSError as exc:
         raise InfrastructureError(str(exc)) from exc
     try:
         inspect_archive(model_path, max_bytes=int(job.max_model_mb * MB))
     except ModelRejected as exc:
         return Outcome(reason=exc.reason)
-    labels, public = rt.labels(job.test_sha256, job.public_fraction, job.split_seed)
     try:
         result = rt.pool.run(model_path=str(model_path), inputs_path=str(inputs_path), inputs_key=job.test_sha256,
                              num_classes=job.num_classes, time_limit_s=job.time_limit_s,
-                             memory_limit_mb=job.memory_limit_mb)
+                             memory_limit_mb=rt.settings.scoring_memory_mb(job.memory_limit_mb))
     except SandboxUnavailable as exc:
         raise InfrastructureError(str(exc)) from exc
     timings = {"queue_wait_s": job.queue_wait_s, **{k: float(v) for k, v in result.timings.items()}}
