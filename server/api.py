@@ -17,7 +17,6 @@ from server.web_auth import session_user
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
-MB = 1 << 20
 
 
 def current_user(required: bool = True) -> User | None:

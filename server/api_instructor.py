@@ -1,9 +1,7 @@
 """Classroom endpoints of the REST API (/api/v1): final picks, per-class results, and the instructor's actions."""
 from __future__ import annotations
 
-import tempfile
 from datetime import datetime
-from pathlib import Path
 
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
@@ -11,7 +9,7 @@ from sqlalchemy import select
 from podium.bundle import BundleError
 from server import exports, instructor as ops
 from server.api import current_user, get_challenge
-from server.challenge_admin import ChallengeExists, publish_zip
+from server.challenge_admin import ChallengeExists, publish_upload
 from server.courses import AccountError, create_course, import_roster
 from server.errors import ApiError
 from server.models import Course, Rescore, Submission, User
@@ -184,15 +182,12 @@ def create_challenge():
     if upload is None:
         raise ApiError(400, "missing_field", "send the bundle zip in the multipart field 'bundle'")
     session = db_session()
-    with tempfile.TemporaryDirectory(prefix="podium-api-bundle-") as tmp:
-        path = Path(tmp) / "bundle.zip"
-        upload.save(path)
-        try:
-            challenge = publish_zip(session, services().store, path, replace=request.form.get("replace") == "1")
-        except ChallengeExists as exc:
-            raise ApiError(409, "exists", str(exc))
-        except BundleError as exc:
-            raise ApiError(422, "invalid_bundle", str(exc))
+    try:
+        challenge = publish_upload(session, services().store, upload, replace=request.form.get("replace") == "1")
+    except ChallengeExists as exc:
+        raise ApiError(409, "exists", str(exc))
+    except BundleError as exc:
+        raise ApiError(422, "invalid_bundle", str(exc))
     session.commit()
     return jsonify({"slug": challenge.slug, "title": challenge.title}), 201
 

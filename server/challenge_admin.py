@@ -119,3 +119,11 @@ def publish_zip(session: Session, store: LocalStore, zip_path: Path, *, replace:
     with tempfile.TemporaryDirectory(prefix="podium-bundle-") as tmpdir:
         root = extract_zip(Path(zip_path), Path(tmpdir))
         return publish_bundle(session, store, root, replace=replace)
+
+
+def publish_upload(session: Session, store: LocalStore, upload, *, replace: bool = False) -> Challenge:
+    """Publish a bundle zip received as an upload (anything with save(path)), for the web form and the API."""
+    with tempfile.TemporaryDirectory(prefix="podium-bundle-zip-") as tmp:
+        path = Path(tmp) / "bundle.zip"
+        upload.save(path)
+        return publish_zip(session, store, path, replace=replace)

@@ -1,16 +1,14 @@
 """Instructor pages: dashboard, re-score, disqualify, reveal, window, exports, new challenges, courses."""
 from __future__ import annotations
 
-import tempfile
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from podium.bundle import BundleError
 from server import exports, instructor as ops
-from server.challenge_admin import ChallengeExists, publish_zip
+from server.challenge_admin import ChallengeExists, publish_upload
 from server.courses import AccountError, create_course, import_roster, roster
 from server.models import Challenge, Course, Rescore, Submission, User
 from server.services import db_session, services
@@ -176,18 +174,15 @@ def new_challenge():
             flash("Choose the bundle zip to upload.", "error")
         else:
             session = db_session()
-            with tempfile.TemporaryDirectory(prefix="podium-web-bundle-") as tmp:
-                path = Path(tmp) / "bundle.zip"
-                upload.save(path)
-                try:
-                    challenge = publish_zip(session, services().store, path, replace=request.form.get("replace") == "1")
-                    session.commit()
-                except (BundleError, ChallengeExists) as exc:
-                    session.rollback()
-                    flash(f"The bundle was refused: {exc}", "error")
-                else:
-                    flash(f"Challenge {challenge.slug} is published.", "ok")
-                    return redirect(url_for("web.instructor.dashboard", slug=challenge.slug), code=303)
+            try:
+                challenge = publish_upload(session, services().store, upload, replace=request.form.get("replace") == "1")
+                session.commit()
+            except (BundleError, ChallengeExists) as exc:
+                session.rollback()
+                flash(f"The bundle was refused: {exc}", "error")
+            else:
+                flash(f"Challenge {challenge.slug} is published.", "ok")
+                return redirect(url_for("web.instructor.dashboard", slug=challenge.slug), code=303)
     return render_template("instructor/new_challenge.html", me=session_user())
 
 
