@@ -238,7 +238,11 @@ class Zygote:
         """Answer requests until the pool hangs up or says stop."""
         fd = self.sock
         self.ensure_spare()
-        write_frame(fd, {"event": "ready", "health": health})
+        try:
+            write_frame(fd, {"event": "ready", "health": health})
+        except BrokenPipeError:  # the worker went away while this zygote warmed up (e.g. a shutdown)
+            self.drop_spare()
+            return
         while True:
             try:
                 req, payload = read_frame(fd)
