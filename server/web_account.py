@@ -51,15 +51,8 @@ def account_page():
 @login_required
 def alias():
     """Set or clear the alias other students see on leaderboards."""
-    session = db_session()
-    try:
-        set_alias(session, session_user(), request.form.get("alias", ""))
-        session.commit()
-        flash("Your leaderboard name is saved.", "ok")
-    except AccountError as exc:
-        session.rollback()
-        flash(str(exc), "error")
-    return redirect(url_for("web.account.account_page"))
+    return _account_change(lambda s: set_alias(s, session_user(), request.form.get("alias", "")),
+                           lambda _: "Your leaderboard name is saved.")
 
 
 @account.post("/account/tokens")
@@ -94,26 +87,26 @@ def revoke(token_id: int):
 @login_required
 def password():
     """Change your password."""
-    session = db_session()
-    try:
-        change_password(session_user(), request.form.get("current", ""), request.form.get("new", ""))
-        session.commit()
-        flash("Your password is changed.", "ok")
-    except AccountError as exc:
-        session.rollback()
-        flash(str(exc), "error")
-    return redirect(url_for("web.account.account_page"))
+    return _account_change(lambda s: change_password(session_user(), request.form.get("current", ""),
+                                                     request.form.get("new", "")),
+                           lambda _: "Your password is changed.")
 
 
 @account.post("/account/course")
 @login_required
 def course():
     """Join (or move to) a course with its join code."""
+    return _account_change(lambda s: join(s, session_user(), request.form.get("join_code", "")),
+                           lambda joined: f"You are enrolled in {joined.name}.")
+
+
+def _account_change(change, message):
+    """Apply one change to the user's account in a transaction; flash the outcome and go back to the account page."""
     session = db_session()
     try:
-        joined = join(session, session_user(), request.form.get("join_code", ""))
+        result = change(session)
         session.commit()
-        flash(f"You are enrolled in {joined.name}.", "ok")
+        flash(message(result), "ok")
     except AccountError as exc:
         session.rollback()
         flash(str(exc), "error")
