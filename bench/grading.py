@@ -1,4 +1,4 @@
-"""Raw inference, end-to-end latency, worker breakdown and burst throughput on a live web + worker."""
+"""End-to-end latency, worker breakdown and burst throughput on a live web + worker."""
 from __future__ import annotations
 
 import statistics
@@ -6,48 +6,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
-import numpy as np
 import requests
 from sqlalchemy import func, select, update
 
+from bench import cpu
 from server.db import Database
 from server.models import Challenge, Submission
 from tests import live
 
-BATCH = 1024          # the sandbox's CPU batch (worker/sandbox/zygote.py DEFAULT_BATCH)
 POLL_S = 0.1          # how often the "student" asks; faster polling steals CPU from the worker on 2 cores
-
-
-class RawInference:
-    """(a) The same TorchScript model on the same tensors in a bare loop, in this already warm process."""
-
-    def __init__(self, model_bytes: bytes, x: np.ndarray, threads: int):
-        import io
-
-        import torch
-        torch.set_num_threads(threads)
-        self.torch, self.threads, self.n = torch, threads, len(x)
-        self.model = torch.jit.load(io.BytesIO(model_bytes)).eval()
-        self.xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-        self.times: list[float] = []
-        for _ in range(3):
-            self.one_pass(record=False)
-
-    def one_pass(self, record: bool = True) -> float:
-        """Seconds for one pass over the whole test set, batch BATCH, scores copied out as numpy."""
-        torch, xt = self.torch, self.xt
-        t0 = time.perf_counter()
-        with torch.inference_mode():
-            torch.cat([self.model(xt[i:i + BATCH]) for i in range(0, len(xt), BATCH)]).numpy()
-        took = time.perf_counter() - t0
-        if record:
-            self.times.append(took)
-        return took
-
-    def summary(self) -> dict:
-        """Median and minimum of the recorded passes."""
-        return {"median_s": statistics.median(self.times), "min_s": min(self.times), "passes": len(self.times),
-                "n": self.n, "threads": self.threads}
 
 
 def raise_limits(database_url: str, slug: str, **values) -> None:
@@ -65,7 +32,7 @@ def _epoch(dt: datetime | None) -> float | None:
 
 
 def end_to_end(stack: live.Stack, token: str, slug: str, model_bytes: bytes, runs: int,
-               raw: RawInference | None = None) -> list[dict]:
+               raw=None) -> list[dict]:
     """(b) Upload, then ask for the score every POLL_S until it is visible, one at a time; a raw pass between runs.
 
     Raw passes interleave with the runs so that load from elsewhere on the machine hits both alike.
@@ -147,6 +114,8 @@ def burst(stack: live.Stack, token: str, slug: str, model_bytes: bytes, n: int, 
         assert resp.status_code == 202, resp.text
         return resp.json()["id"]
 
+    worker_pid, web_pid = stack.procs["worker"].pid, stack.procs["web"].pid
+    worker0, web0 = cpu.sample(worker_pid), cpu.sample(web_pid)
     t0 = time.time()
     with ThreadPoolExecutor(clients) as pool:
         ids = list(pool.map(upload, range(n)))
@@ -163,6 +132,7 @@ def burst(stack: live.Stack, token: str, slug: str, model_bytes: bytes, n: int, 
             time.sleep(0.2)
     finally:
         db.dispose()
+    worker1, web1 = cpu.sample(worker_pid), cpu.sample(web_pid)
     rows = worker_rows(database_url, ids)
     finished = [r["finished"] for r in rows.values() if r["finished"]]
     started = [r["started"] for r in rows.values() if r["started"]]
@@ -178,4 +148,6 @@ def burst(stack: live.Stack, token: str, slug: str, model_bytes: bytes, n: int, 
             "inference_share": sum(r["timings"].get("inference_s", 0) for r in rows.values())
             / (max(finished) - min(started)),
             "per_sub_claim_to_finish_s": statistics.median(r["finished"] - r["started"] for r in rows.values()
-                                                           if r["finished"] and r["started"])}
+                                                           if r["finished"] and r["started"]),
+            "cpu_per_sub_s": {**{k: v / n for k, v in cpu.worker_split(worker0, worker1).items()},
+                              "web_s": cpu.total(web0, web1) / n}}

@@ -64,6 +64,13 @@ def table(r: dict) -> list[str]:
                      f"({b['sum_raw_s'] / b['drain_s']:.0%} of raw); per submission {_ms(b['drain_s'] / b['n'])}: "
                      f"sandbox inference {_ms(b['per_sub_inference_s'])} ({b['inference_share']:.0%} of the worker's "
                      f"time), gap between tasks {_ms(b['gap_between_tasks_s'])} | | |")
+        if "cpu_per_sub_s" in b:
+            c = b["cpu_per_sub_s"]
+            spent = sum(c.values())
+            lines.append(f"| (d) CPU per submission (all processes, upload phase included) | {_ms(spent)} of CPU: scoring "
+                         f"children {_ms(c['scoring_children_s'])} (a raw pass: {_ms(b['raw_cpu_s'])}), zygote "
+                         f"{_ms(c['zygote_s'])}, Celery worker {_ms(c['celery_s'])}, web {_ms(c['web_s'])}; "
+                         f"{b['cores']} cores can do at most {b['cores'] / spent:.1f}/s at this cost | | |")
     for variant, board in r.get("board", {}).items():
         for page, lat in board["pages"].items():
             limit = HTML_P95_MS if "html" in page.lower() else JSON_P95_MS

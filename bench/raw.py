@@ -1,0 +1,94 @@
+"""(a) Raw inference: the same TorchScript model on the same tensors in a bare loop, in a warm process of its own.
+
+The loop runs in its own interpreter with the scoring child's batch size, torch thread count and malloc settings, so
+it is the fastest this loop runs here (with glibc's default malloc, batch-128 passes of the starter CNN take about
+88 ms instead of 61 ms). It stays alive between passes so that passes interleave with the other measurements and see
+the same machine load.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench import cpu
+
+ROOT = str(Path(__file__).resolve().parent.parent)
+
+class RawInference:
+    """A warm process that runs one pass over the test inputs each time one_pass() asks."""
+
+    def __init__(self, model_path: str, inputs_path: str, threads: int, batch: int | None = None, warm_passes: int = 3):
+        from worker.sandbox.pool import MALLOC_TUNABLES
+        from worker.sandbox.zygote import DEFAULT_BATCH
+
+        self.threads, self.batch = threads, batch or DEFAULT_BATCH["cpu"]
+        self.times: list[float] = []
+        self.cpu_s: list[float] = []
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench.raw", model_path, inputs_path, str(self.batch)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+                                     env=dict(os.environ, PYTHONPATH=ROOT, RAW_THREADS=str(threads),
+                                              GLIBC_TUNABLES=MALLOC_TUNABLES), cwd=ROOT)
+        self.n = int(self._read())
+        for _ in range(warm_passes):
+            self.one_pass(record=False)
+
+    def _read(self) -> str:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the raw-inference process exited ({self.proc.wait()})")
+        return line.strip()
+
+    def one_pass(self, record: bool = True) -> float:
+        """Seconds for one pass over the whole test set, scores copied out as numpy."""
+        cpu0 = cpu.sample(self.proc.pid)[self.proc.pid][1]
+        self.proc.stdin.write("pass\n")
+        took = float(self._read())
+        if record:
+            self.times.append(took)
+            self.cpu_s.append(cpu.sample(self.proc.pid)[self.proc.pid][1] - cpu0)
+        return took
+
+    def summary(self) -> dict:
+        """Median and minimum of the recorded passes."""
+        return {"median_s": statistics.median(self.times), "min_s": min(self.times), "passes": len(self.times),
+                "n": self.n, "threads": self.threads, "batch": self.batch,
+                "cpu_median_s": statistics.median(self.cpu_s)}
+
+    def close(self) -> None:
+        """Stop the process."""
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=10)
+
+    def __enter__(self) -> "RawInference":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def serve(model_path: str, inputs_path: str, batch: int) -> None:
+    """Load the model and inputs, then time one pass per "pass" line on stdin, printing seconds."""
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(int(os.environ["RAW_THREADS"]))
+    model = torch.jit.load(model_path).eval()
+    with np.load(inputs_path) as npz:
+        xt = torch.from_numpy(np.ascontiguousarray(npz["x"], dtype=np.float32))
+    print(len(xt), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "pass":
+            continue
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            torch.cat([model(xt[i:i + batch]) for i in range(0, len(xt), batch)]).numpy()
+        print(time.perf_counter() - t0, flush=True)
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], sys.argv[2], int(sys.argv[3]))
