@@ -125,25 +125,17 @@ def statements_and_time(database_url: str, slug: str, instructor: str, reps: int
             "build_median_ms": statistics.median(times) * 1000, "plan": "\n\n".join(plans)}
 
 
-# The indexes the leaderboard's statements are written for; proposed for server/models.py (helper D / lead).
-PROPOSED_INDEXES = (
-    "CREATE INDEX IF NOT EXISTS ix_submissions_eligible ON submissions (challenge_id, user_id) "
-    "WHERE status = 'scored' AND disqualified_reason IS NULL",
-    "CREATE INDEX IF NOT EXISTS ix_submissions_final ON submissions (challenge_id, user_id) WHERE is_final IS true",
-)
+def vacuum_analyze(database_url: str) -> None:
+    """VACUUM ANALYZE the submissions table: the state autovacuum keeps a running deployment in.
 
-
-def add_proposed_indexes(database_url: str) -> list[str]:
-    """Create PROPOSED_INDEXES (no-ops where the schema already has them) and refresh statistics."""
+    Right after a bulk insert Postgres cannot use index-only scans until the visibility map is set.
+    """
     db = Database(database_url)
     try:
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            for sql in PROPOSED_INDEXES:
-                conn.execute(text(sql))
             conn.execute(text("VACUUM ANALYZE submissions"))
     finally:
         db.dispose()
-    return list(PROPOSED_INDEXES)
 
 
 def server_version(database_url: str) -> str:

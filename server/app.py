@@ -9,6 +9,7 @@ from sqlalchemy import text
 from podium.config import Settings
 from server.api import api
 from server.api_instructor import classroom_api
+from server import formatting
 from server.errors import register_error_handlers
 from server.metrics import metrics
 from server.services import Services, close_db_session, db_session
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.extensions["podium"] = Services(settings)
     init_login(app)
+    formatting.register(app)
     register_error_handlers(app)
     exempt_from_csrf(api)
     exempt_from_csrf(classroom_api)

@@ -1,16 +1,16 @@
 """Leaderboard: each student's best public score; after the reveal, private ranks of final picks.
 
-A page costs a fixed number of SQL statements however many submissions a class has made, and
-none of them reads every submission: per student, an index walk finds the best entries
-(scores by challenge, user, public score), and counts come from the eligible-submissions index.
-Python then ranks the few hundred rows that come back.
+A page costs a fixed number of SQL statements however many submissions a class has made (one,
+two after the reveal), and none of them reads every submission: per student, an index walk finds
+the best entries (scores by challenge, user, public score), and counts come from the
+eligible-submissions index. Python then ranks the few hundred rows that come back.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, literal, select
+from sqlalchemy import func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from server import states
@@ -28,6 +28,17 @@ class Entry:
     public_score: float
     private_score: float
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class Student:
+    """An eligible student on the board: entry count, names and their best public entries, best first."""
+
+    user_id: int
+    entries: int
+    username: str
+    alias: str | None
+    best: list[Entry]
 
 
 def _public_key(e: Entry):
@@ -61,30 +72,34 @@ def _students_query(challenge_id: int, picks: int):
     return select(*cols).join(User, User.id == counts.c.user_id).where(User.disqualified_reason.is_(None))
 
 
+def _board_query(challenge_id: int, picks: int):
+    """Each eligible student's `picks` best public entries with their scores: one row per entry."""
+    people = _students_query(challenge_id, picks).subquery("people")
+    return (select(people.c.user_id, people.c.entries, people.c.username, people.c.alias, Score.submission_id,
+                   Score.public_score, Score.private_score, Submission.created_at)
+            .join(Score, or_(*(Score.submission_id == people.c[f"pick{n}"] for n in range(picks))))
+            .join(Submission, Submission.id == Score.submission_id))
+
+
 def _finals_query(challenge_id: int):
     return (select(Score.user_id, Score.submission_id, Score.public_score, Score.private_score, Submission.created_at)
             .join(Score, Score.submission_id == Submission.id)
             .where(*_eligible(challenge_id), Submission.is_final.is_(True)))
 
 
-def students(session: Session, challenge_id: int, picks: int = 1) -> list:
-    """Statement 1: per eligible student, entry count, name and the ids of their `picks` best public entries."""
-    return session.execute(_students_query(challenge_id, picks)).all()
-
-
-def entries_by_id(session: Session, ids: list[int]) -> dict[int, Entry]:
-    """Statement 2: the scores and times of these submissions."""
-    if not ids:
-        return {}
-    rows = session.execute(select(Score.user_id, Score.submission_id, Score.public_score, Score.private_score,
-                                  Submission.created_at)
-                           .join(Submission, Submission.id == Score.submission_id)
-                           .where(Score.submission_id.in_(ids))).all()
-    return {r.submission_id: Entry(*r) for r in rows}
+def students(session: Session, challenge_id: int, picks: int = 1) -> dict[int, Student]:
+    """Statement 1: per eligible student, entry count, names and their `picks` best public entries."""
+    out: dict[int, Student] = {}
+    for r in session.execute(_board_query(challenge_id, picks)).all():
+        student = out.get(r.user_id) or out.setdefault(r.user_id, Student(r.user_id, r.entries, r.username, r.alias, []))
+        student.best.append(Entry(r.user_id, r.submission_id, r.public_score, r.private_score, r.created_at))
+    for student in out.values():
+        student.best.sort(key=_public_key)
+    return out
 
 
 def final_picks(session: Session, challenge_id: int) -> dict[int, list[Entry]]:
-    """Statement 3 (after the reveal): the entries students marked as final, by user."""
+    """Statement 2 (after the reveal): the entries students marked as final, by user."""
     rows = session.execute(_finals_query(challenge_id)).all()
     out: dict[int, list[Entry]] = {}
     for r in rows:
@@ -99,29 +114,29 @@ def display_name(user, viewer: User | None) -> str:
     return user.alias or user.username
 
 
-def build(session: Session, challenge: Challenge, viewer: User | None) -> dict:
-    """The leaderboard JSON of DESIGN.md, for this viewer."""
+def board_students(session: Session, challenge: Challenge) -> dict[int, Student]:
+    """The students a board ranks, with as many best entries as it needs (more after the reveal)."""
+    return students(session, challenge.id, FINAL_PICKS if challenge.revealed_at is not None else 1)
+
+
+def build(session: Session, challenge: Challenge, viewer: User | None,
+          people: dict[int, Student] | None = None) -> dict:
+    """The leaderboard JSON of DESIGN.md, for this viewer; people: board_students() when already read."""
     revealed = challenge.revealed_at is not None
     show_private = revealed or bool(viewer and viewer.is_instructor)
-    people = students(session, challenge.id, FINAL_PICKS if revealed else 1)
-    ids = [getattr(p, f"pick{n}") for p in people for n in range(FINAL_PICKS if revealed else 1)]
-    entries = entries_by_id(session, [i for i in ids if i is not None])
-    best = {p.user_id: entries[p.pick0] for p in people}
-    public_order = sorted(best.values(), key=_public_key)
+    people = board_students(session, challenge) if people is None else people
+    public_order = sorted((p.best[0] for p in people.values()), key=_public_key)
     public_rank = {e.user_id: i + 1 for i, e in enumerate(public_order)}
-    by_user = {p.user_id: p for p in people}
     if revealed:
         marked = final_picks(session, challenge.id)
-        counted = {}
-        for p in people:
-            picks = marked.get(p.user_id) or [entries[i] for i in (p.pick0, p.pick1) if i is not None]
-            counted[p.user_id] = min(picks, key=_private_key)
-        order = sorted(counted.values(), key=_private_key)
+        # A student who marked nothing is judged on their best public entries, as many as they could have marked.
+        order = sorted((min(marked.get(p.user_id) or p.best, key=_private_key) for p in people.values()),
+                       key=_private_key)
     else:
         order = public_order
     rows = []
     for i, e in enumerate(order):
-        p = by_user[e.user_id]
+        p = people[e.user_id]
         row = {"rank": i + 1, "user": display_name(p, viewer), "public_score": e.public_score, "entries": p.entries,
                "best_at": e.created_at.isoformat()}
         if show_private:
@@ -134,20 +149,19 @@ def build(session: Session, challenge: Challenge, viewer: User | None) -> dict:
 
 
 def user_rank(session: Session, challenge: Challenge, user_id: int) -> int | None:
-    """The public rank of one user, or None when they have no eligible scored entry (two statements)."""
-    people = {p.user_id: p.pick0 for p in students(session, challenge.id)}
+    """The public rank of one user, or None when they have no eligible scored entry (one statement)."""
+    people = students(session, challenge.id)
     if user_id not in people:
         return None
-    entries = entries_by_id(session, list(people.values()))
-    mine = _public_key(entries[people[user_id]])
-    return 1 + sum(1 for e in entries.values() if _public_key(e) < mine)
+    mine = _public_key(people[user_id].best[0])
+    return 1 + sum(1 for p in people.values() if _public_key(p.best[0]) < mine)
 
 
-def top_users(session: Session, challenge: Challenge, n: int) -> list[int]:
-    """Ids of the n best students on the public board, best first (two statements)."""
-    people = students(session, challenge.id)
-    entries = entries_by_id(session, [p.pick0 for p in people])
-    return [e.user_id for e in sorted(entries.values(), key=_public_key)[:n]]
+def top_users(session: Session, challenge: Challenge, n: int, people: dict[int, Student] | None = None) -> list[int]:
+    """Ids of the n best students on the public board, best first (one statement, none given people)."""
+    people = students(session, challenge.id) if people is None else people
+    best = sorted((p.best[0] for p in people.values()), key=_public_key)
+    return [e.user_id for e in best[:n]]
 
 
 def history(session: Session, challenge: Challenge, user_ids: list[int] | None = None) -> list[tuple[int, datetime, float]]:
@@ -171,7 +185,7 @@ def count_scored(session: Session, challenge_id: int) -> int:
 
 
 def board_statements(challenge_id: int, revealed: bool) -> list:
-    """The SELECTs of a board other than the fetch by ids, for EXPLAIN in the benchmark."""
+    """The SELECTs of a board, for EXPLAIN in the benchmark."""
     if revealed:
-        return [_students_query(challenge_id, FINAL_PICKS), _finals_query(challenge_id)]
-    return [_students_query(challenge_id, 1)]
+        return [_board_query(challenge_id, FINAL_PICKS), _finals_query(challenge_id)]
+    return [_board_query(challenge_id, 1)]

@@ -60,11 +60,11 @@ def challenge_page(slug: str):
                            now=utcnow())
 
 
-def chart_for(challenge: Challenge, board: dict, viewer: User | None):
+def chart_for(challenge: Challenge, people: dict, viewer: User | None):
     """The SVG progress chart of the top students and the baseline, labelled as this viewer sees names."""
     session = db_session()
     # Only the charted students' history is read: a whole class's history is every submission.
-    top = leaderboard.top_users(session, challenge, CHART_USERS + 1)
+    top = leaderboard.top_users(session, challenge, CHART_USERS + 1, people)
     baseline = session.scalar(select(User.id).where(User.username == BASELINE_USER))
     wanted = [u for u in top if u != baseline][:CHART_USERS] + ([baseline] if baseline is not None else [])
     history = leaderboard.history(session, challenge, wanted)
@@ -86,9 +86,10 @@ def leaderboard_page(slug: str):
     me = session_user()
     instructor_view = bool(me and me.is_instructor and request.args.get("view") == "instructor")
     viewer = me if instructor_view or not (me and me.is_instructor) else None
-    board = leaderboard.build(db_session(), challenge, viewer)
+    people = leaderboard.board_students(db_session(), challenge)
+    board = leaderboard.build(db_session(), challenge, viewer, people)
     return render_template("leaderboard.html", c=challenge, board=board, me=me, instructor_view=instructor_view,
-                           chart=chart_for(challenge, board, viewer), now=utcnow(), baseline=BASELINE_USER)
+                           chart=chart_for(challenge, people, viewer), now=utcnow(), baseline=BASELINE_USER)
 
 
 @web.route("/login", methods=["GET", "POST"])
