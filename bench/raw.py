@@ -23,16 +23,16 @@ class RawInference:
 
     def __init__(self, model_path: str, inputs_path: str, threads: int, batch: int | None = None, warm_passes: int = 3):
         from worker.sandbox.pool import MALLOC_TUNABLES
-        from worker.sandbox.zygote import DEFAULT_BATCH
 
-        self.threads, self.batch = threads, batch or DEFAULT_BATCH["cpu"]
+        self.threads = threads
         self.times: list[float] = []
         self.cpu_s: list[float] = []
-        self.proc = subprocess.Popen([sys.executable, "-m", "bench.raw", model_path, inputs_path, str(self.batch)],
+        self.fresh_times: list[float] = []
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench.raw", model_path, inputs_path, str(batch or 0)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
                                      env=dict(os.environ, PYTHONPATH=ROOT, RAW_THREADS=str(threads),
                                               GLIBC_TUNABLES=MALLOC_TUNABLES), cwd=ROOT)
-        self.n = int(self._read())
+        self.n, self.batch = (int(v) for v in self._read().split())
         for _ in range(warm_passes):
             self.one_pass(record=False)
 
@@ -41,6 +41,13 @@ class RawInference:
         if not line:
             raise RuntimeError(f"the raw-inference process exited ({self.proc.wait()})")
         return line.strip()
+
+    def fresh_pass(self) -> float:
+        """Seconds to read and load the model anew and make one pass with it: the floor for a model never run."""
+        self.proc.stdin.write("fresh\n")
+        took = float(self._read())
+        self.fresh_times.append(took)
+        return took
 
     def one_pass(self, record: bool = True) -> float:
         """Seconds for one pass over the whole test set, scores copied out as numpy."""
@@ -56,7 +63,8 @@ class RawInference:
         """Median and minimum of the recorded passes."""
         return {"median_s": statistics.median(self.times), "min_s": min(self.times), "passes": len(self.times),
                 "n": self.n, "threads": self.threads, "batch": self.batch,
-                "cpu_median_s": statistics.median(self.cpu_s)}
+                "cpu_median_s": statistics.median(self.cpu_s),
+                "fresh_median_s": statistics.median(self.fresh_times) if self.fresh_times else None}
 
     def close(self) -> None:
         """Stop the process."""
@@ -72,19 +80,26 @@ class RawInference:
 
 
 def serve(model_path: str, inputs_path: str, batch: int) -> None:
-    """Load the model and inputs, then time one pass per "pass" line on stdin, printing seconds."""
+    """Load the model and inputs, then time one pass per "pass" line on stdin (per "fresh" line: load the model
+    anew first), printing seconds; batch 0: the sandbox's choice for these inputs."""
+    import io
+
     import numpy as np
     import torch
 
     torch.set_num_threads(int(os.environ["RAW_THREADS"]))
     model = torch.jit.load(model_path).eval()
+    from worker.sandbox.zygote import default_batch
+
     with np.load(inputs_path) as npz:
         xt = torch.from_numpy(np.ascontiguousarray(npz["x"], dtype=np.float32))
-    print(len(xt), flush=True)
+    batch = batch or default_batch("cpu", xt[0].numel())
+    print(len(xt), batch, flush=True)
     for line in sys.stdin:
-        if line.strip() != "pass":
-            continue
         t0 = time.perf_counter()
+        if line.strip() == "fresh":  # a newly loaded copy, as each submission is a model never run before
+            with open(model_path, "rb") as f:
+                model = torch.jit.load(io.BytesIO(f.read())).eval()
         with torch.inference_mode():
             torch.cat([model(xt[i:i + batch]) for i in range(0, len(xt), batch)]).numpy()
         print(time.perf_counter() - t0, flush=True)

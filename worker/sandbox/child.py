@@ -136,6 +136,16 @@ def _receive_request(sock: socket.socket) -> tuple[dict, bytes, int | None]:
     return header, payload, (fds[0] if fds else None)
 
 
+def _start_threads(threads: int) -> None:
+    """Start torch's OpenMP threads while waiting, not during the model's first batch.
+
+    Only after confinement: Landlock and seccomp bind the calling thread and the threads it creates later.
+    """
+    torch.set_num_threads(max(threads, 1))
+    with torch.inference_mode():
+        torch.ones(1 << 17).mul_(2)  # above torch's grain size, so it runs as a parallel region
+
+
 def spare(*, sock_fd: int, cache: dict, device: str, threads: int) -> None:
     """Confine now, wait for one request, then load and run the model it names, reporting on sock_fd."""
     t0 = time.perf_counter()
@@ -143,6 +153,7 @@ def spare(*, sock_fd: int, cache: dict, device: str, threads: int) -> None:
         _prepare_cuda(device)
     base_vm = vm_bytes()
     layers = confine(keep_fds={sock_fd}, read_only=cuda_library_dirs() if device.startswith("cuda") else ())
+    _start_threads(threads)
     confine_s = time.perf_counter() - t0
     sock = socket.socket(fileno=sock_fd)
     req, payload, model_fd = _receive_request(sock)
@@ -159,7 +170,6 @@ def spare(*, sock_fd: int, cache: dict, device: str, threads: int) -> None:
         x = cache[req["inputs_key"]]
     write_frame(sock_fd, {"event": "confined", "layers": layers, "confine_s": confine_s})
     try:
-        torch.set_num_threads(max(threads, 1))
         data = _read_all(model_fd)
         model = torch.jit.load(io.BytesIO(data), map_location=device)
         del data

@@ -7,6 +7,7 @@ It speaks frames (worker.sandbox.protocol) on the socket FD.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import socket
@@ -21,9 +22,20 @@ from worker.sandbox.protocol import FrameBuffer, ProtocolError, encode, read_fra
 from worker.sandbox.supervise import reap, supervise
 
 FRAME_SLACK = 64 * 1024
-# Measured on 2 cores: small CNN, 1000 images, one thread: batch 1000 ~330 ms, 256 ~240 ms, 128 ~200 ms
-# (activations stay in cache and a fresh child faults in far fewer pages).
-DEFAULT_BATCH = {"cpu": 128, "cuda": 1024}
+CUDA_BATCH = 1024
+# On a CPU a batch's activations should stay in cache and under malloc's 32 MB mmap threshold, or every batch
+# faults its memory in again. Measured on 2 cores, starter CNN, two threads: digits [1, 28, 28] x 1000: batch
+# 128 61 ms, 1024 72 ms; spoken-commands [1, 40, 101] x 800: batch 32 255 ms, 64 250-275 ms, 128 285 ms, 256 325 ms.
+CPU_BATCH_ELEMENTS = 1 << 17
+CPU_BATCH_MAX = 128
+
+
+def default_batch(device: str, input_elements: int) -> int:
+    """The batch size for inputs of this many elements each: fixed on a GPU, by input size on a CPU."""
+    if device != "cpu":
+        return CUDA_BATCH
+    fits = max(1, CPU_BATCH_ELEMENTS // max(1, input_elements))
+    return max(8, min(CPU_BATCH_MAX, 1 << (fits.bit_length() - 1)))
 
 
 def warm(threads: int) -> str:
@@ -153,14 +165,13 @@ class Zygote:
         try:
             if req["op"] == "run":
                 x, inputs_s = self.cache.get(req["inputs_key"], req["inputs_path"])
-                n, key = len(x), req["inputs_key"]
+                n, key, shape = len(x), req["inputs_key"], x.shape
             else:
                 payload, inputs_s = req.pop("_samples"), 0.0
-                n, key = int(req["samples_shape"][0]), None
+                n, key, shape = int(req["samples_shape"][0]), None, req["samples_shape"]
         except Exception as exc:
             return {"ok": False, "infra": f"cannot read test inputs: {type(exc).__name__}: {exc}"}, b""
-        kind = "cpu" if self.device == "cpu" else "cuda"
-        req["batch_size"] = int(req.get("batch_size") or DEFAULT_BATCH[kind])
+        req["batch_size"] = int(req.get("batch_size") or default_batch(self.device, math.prod(shape[1:])))
         parts = 2 if req["op"] == "check" else 1
         expected = parts * n * int(req["num_classes"]) * 4
         cap = int(req.get("max_output_bytes") or expected) + FRAME_SLACK
