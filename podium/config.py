@@ -41,6 +41,9 @@ class Settings:
     gpu: str | None = None
     gpu_memory_mb: int | None = None
     worker_queues: str | None = None
+    # A worker's pool process (and its sandbox) is replaced after this many tasks; each replacement costs about
+    # a second of warm-up, so a low value shows in a burst's throughput.
+    worker_max_tasks: int = 1000
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -66,6 +69,7 @@ class Settings:
             gpu=env.get("PODIUM_GPU") or None,
             gpu_memory_mb=_optional_int(env.get("PODIUM_GPU_MEMORY_MB")),
             worker_queues=env.get("PODIUM_QUEUES") or None,
+            worker_max_tasks=int(env.get("PODIUM_WORKER_MAX_TASKS", "1000")),
         )
         settings.check()
         return settings

@@ -43,7 +43,7 @@ def worker_queues(settings: Settings, queues: str | None) -> str:
 
 
 def worker(settings: Settings, queues: str | None = None, concurrency: int = 1, hostname: str | None = None,
-           max_tasks_per_child: int = 200, loglevel: str = "INFO") -> None:
+           loglevel: str = "INFO") -> None:
     """Run one Celery worker: concurrency 1 and prefetch 1 per GPU (or CPU host); PODIUM_GPU pins its device."""
     from worker.celery_app import create_celery
     os.environ.update(worker_environment(settings))
@@ -52,7 +52,7 @@ def worker(settings: Settings, queues: str | None = None, concurrency: int = 1, 
     app.set_current()
     app.set_default()
     argv = ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", "--pool=prefork",
-            f"--queues={queues}", f"--max-tasks-per-child={max_tasks_per_child}", "--without-gossip",
+            f"--queues={queues}", f"--max-tasks-per-child={settings.worker_max_tasks}", "--without-gossip",
             "--without-mingle"]
     if hostname is None and settings.gpu is not None:
         hostname = f"gpu{settings.gpu}@%h"  # one worker per GPU on a host: distinct node names

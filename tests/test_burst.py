@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +21,12 @@ from tests.test_faults import alive, descendants
 CLIENTS = 30
 PER_CLIENT = 10
 SEEDS = 40
+RECYCLE_AFTER = 200   # below the 300 uploads, so the pool child (and its sandbox) is replaced mid-burst
+
+
+def pool_children(pid: int) -> set[int]:
+    """The Celery worker's direct children: its pool processes."""
+    return {int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()}
 
 
 def _fds(pid: int) -> int:
@@ -53,7 +60,7 @@ def test_burst_every_submission_scored_once_and_leaderboard_exact(tmp_path):
             stack = live.Stack(settings)
             try:
                 stack.start_web()
-                stack.start_worker()
+                stack.start_worker(PODIUM_WORKER_MAX_TASKS=str(RECYCLE_AFTER))
                 main = stack.procs["worker"].pid
                 live.wait_until(lambda: len(descendants(main)) >= 2, 60, "worker did not start")
                 _run_burst(stack, db, tokens, models, expected, main)
@@ -71,6 +78,7 @@ def _run_burst(stack, db, tokens, models, expected, worker_main):
     warm = live.Api(stack.url, tokens["s00"]).submit("tiny", models[0]).json()["id"]
     live.Api(stack.url, tokens["s00"]).wait_finished(warm)
     procs_before = descendants(worker_main)
+    pool_before = pool_children(worker_main)
     fds_before = {pid: _fds(pid) for pid in procs_before | {worker_main}}
 
     def client(i: int) -> list[tuple[int, int, int]]:
@@ -126,9 +134,10 @@ def _run_burst(stack, db, tokens, models, expected, worker_main):
     assert [r["rank"] for r in board["rows"]] == list(range(1, CLIENTS + 1))
 
     # Nothing piled up in the worker: as many processes as before (the pool child is recycled every
-    # 200 tasks, with its sandbox), no leaked descriptors, and no pool child killed for a slow start.
+    # RECYCLE_AFTER tasks, with its sandbox), no leaked descriptors, and no pool child killed for a slow start.
     after = descendants(worker_main)
     assert len(after) == len(procs_before), (procs_before, after)
+    assert pool_children(worker_main) != pool_before, "the pool child was not recycled: the check above proved nothing"
     for pid, n in fds_before.items():
         if pid in after | {worker_main}:
             assert _fds(pid) <= n + 2, (pid, n, _fds(pid))
