@@ -149,5 +149,8 @@ def burst(stack: live.Stack, token: str, slug: str, model_bytes: bytes, n: int, 
             / (max(finished) - min(started)),
             "per_sub_claim_to_finish_s": statistics.median(r["finished"] - r["started"] for r in rows.values()
                                                            if r["finished"] and r["started"]),
+            "timings_median_s": {k: statistics.median(r["timings"].get(k, 0.0) for r in rows.values())
+                                 for k in ("queue_wait_s", "load_s", "inference_s", "transfer_s", "total_s",
+                                           "metric_s", "db_write_s", "worker_total_s")},
             "cpu_per_sub_s": {**{k: v / n for k, v in cpu.worker_split(worker0, worker1).items()},
                               "web_s": cpu.total(web0, web1) / n}}

@@ -89,7 +89,7 @@ def serve(model_path: str, inputs_path: str, batch: int) -> None:
 
     torch.set_num_threads(int(os.environ["RAW_THREADS"]))
     model = torch.jit.load(model_path).eval()
-    from worker.sandbox.zygote import default_batch
+    from worker.sandbox.batching import default_batch
 
     with np.load(inputs_path) as npz:
         xt = torch.from_numpy(np.ascontiguousarray(npz["x"], dtype=np.float32))
