@@ -143,9 +143,9 @@ NOTES = [
     f"{grading.POLL_S * 1000:.0f} ms saw (faster polling steals CPU from the worker on 2 cores).",
     "The machine is shared: other engineers' test suites ran during the benchmark (see the load average), so "
     "single numbers move by up to 2x between minutes; compare numbers measured side by side (interleaved) only.",
-    "(a) is the same TorchScript file on the same test tensors in a warm process of its own (bench/raw.py) started "
-    "with the scoring child's environment: the sandbox's batch size, torch threads = the cores the worker's "
-    "scoring child uses, the same OpenMP and malloc settings.",
+    "(a) is the same TorchScript file on the same test tensors in a warm process of its own (bench/raw.py) with the "
+    "sandbox's batch size, torch threads = the cores the worker's scoring child uses and the same malloc settings "
+    "(with glibc's default malloc the loop is slower); (a') loads the model anew before each pass in that process.",
     "(d) uploads come from 8 client threads while the one worker scores, so web and worker share the 2 cores; "
     "'worker only' leaves the upload phase out.",
     "(e) 300 students x 100 scored submissions bulk-inserted into a fresh Postgres database; sequential GETs over "
