@@ -7,7 +7,8 @@ from pathlib import Path
 HZ = os.sysconf("SC_CLK_TCK")
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
+    """The direct children of pid (from every thread's /proc children list)."""
     out = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
         try:
@@ -43,7 +44,7 @@ def sample(root_pid: int) -> dict[int, tuple[str, float, float]]:
         # A scoring child is a fork of the zygote: same command line, so tell them apart by parent.
         role = "scoring child" if parent_role in ("zygote", "scoring child") else _role(pid)
         out[pid] = (role, utime + stime, cutime + cstime)
-        todo += [(child, role) for child in _children(pid)]
+        todo += [(child, role) for child in children(pid)]
     return out
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import requests
 
+from bench import cpu
+
 
 def _status(pid: int) -> dict[str, int]:
     """VmRSS and VmHWM (peak RSS) of a process, in bytes; empty when it is gone."""
@@ -28,11 +30,7 @@ def process_tree(pid: int) -> list[int]:
     while todo:
         p = todo.pop()
         out.append(p)
-        for task in Path(f"/proc/{p}/task").glob("*"):
-            try:
-                todo += [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                pass
+        todo += cpu.children(p)
     return out
 
 
