@@ -12,6 +12,7 @@ import torch
 from podium.modelcheck import check_model_file
 from redteam import craft
 from worker.sandbox import SandboxUnavailable, ScoringPool
+from worker.sandbox.batching import default_batch
 
 N, C = 300, 10
 
@@ -339,3 +340,14 @@ def test_typical_architectures_score_right(pool, data, tmp_path, make, export):
     with torch.inference_mode():
         expected = net(torch.from_numpy(data[1])).numpy()
     np.testing.assert_allclose(r.scores, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("device, elements, expected", [
+    ("cpu", 1 * 28 * 28, 128),        # digits
+    ("cpu", 1 * 40 * 101, 32),        # spoken-commands spectrograms
+    ("cpu", 3 * 224 * 224, 8),        # never below 8
+    ("cpu", 10, 128),                 # never above 128
+    ("cuda:0", 1 * 28 * 28, 1024),
+])
+def test_default_batch_follows_input_size_on_cpu(device, elements, expected):
+    assert default_batch(device, elements) == expected
