@@ -18,7 +18,6 @@ import numpy as np
 
 def small_cnn():
     """The classic starter-kit shape: two conv blocks, two linear layers."""
-    import torch
     from torch import nn
 
     return nn.Sequential(nn.Conv2d(1, 16, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 3), nn.ReLU(),
