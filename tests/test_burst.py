@@ -16,7 +16,7 @@ from server.models import Challenge, Score, Submission, User
 from tests import live
 from tests.conftest import write_tiny_bundle
 from tests.models import predict, scripted_bytes, small_cnn
-from tests.test_faults import alive, descendants
+from tests.test_faults import descendants, stop_leaving_nothing
 
 CLIENTS = 30
 PER_CLIENT = 10
@@ -65,9 +65,7 @@ def test_burst_every_submission_scored_once_and_leaderboard_exact(tmp_path):
                 live.wait_until(lambda: len(descendants(main)) >= 2, 60, "worker did not start")
                 _run_burst(stack, db, tokens, models, expected, main)
             finally:
-                tree = set().union(*(descendants(p.pid) | {p.pid} for p in stack.procs.values()))
-                stack.stop()
-                live.wait_until(lambda: not alive(tree), 15, f"processes left behind: {alive(tree)}")
+                stop_leaving_nothing(stack)
                 db.dispose()
     finally:
         redis.stop()

@@ -107,6 +107,13 @@ def assert_gone(pids: set[int], timeout_s: float = 15) -> None:
     live.wait_until(lambda: not alive(pids), timeout_s, f"processes outlived their worker: {sorted(alive(pids))}", 0.2)
 
 
+def stop_leaving_nothing(stack: live.Stack) -> None:
+    """Stop every process of the stack and check that none of them, nor anything they started, lives on."""
+    tree = set().union(*(descendants(p.pid) | {p.pid} for p in stack.procs.values()))
+    stack.stop()
+    assert_gone(tree)
+
+
 def assert_no_upload_temp_files(settings) -> None:
     tmp = settings.blob_dir / "tmp"
     assert not tmp.exists() or not any(tmp.iterdir()), list(tmp.iterdir())
@@ -253,9 +260,7 @@ def test_sigkill_on_sqlite_broker_reaper_recovers(tmp_path):
         assert (row.attempt, row.infra_retries) == (2, 1)  # recovered by the reaper as a new attempt
         assert "worker lost (lease expired)" in stack.log("worker")
     finally:
-        tree = set().union(*(descendants(p.pid) | {p.pid} for p in stack.procs.values()))
-        stack.stop()
-        assert_gone(tree)
+        stop_leaving_nothing(stack)
         assert_no_upload_temp_files(stack.settings)
 
 
@@ -274,9 +279,7 @@ def test_sigkill_on_redis_visibility_timeout_recovers(tmp_path):
                 row = _kill_mid_scoring(stack, env)
                 assert (row.attempt, row.infra_retries) == (1, 0)  # the same message, delivered again
             finally:
-                tree = set().union(*(descendants(p.pid) | {p.pid} for p in stack.procs.values()))
-                stack.stop()
-                assert_gone(tree)
+                stop_leaving_nothing(stack)
                 assert_no_upload_temp_files(stack.settings)
     finally:
         redis.stop()
@@ -289,9 +292,7 @@ def sqlite_fault_stack(tmp_path_factory):
     """Web on SQLite with the embedded broker; tests start and stop their own workers."""
     stack = make_stack(tmp_path_factory.mktemp("faults"))
     yield stack
-    tree = set().union(*(descendants(p.pid) | {p.pid} for p in stack.procs.values()))
-    stack.stop()
-    assert_gone(tree)
+    stop_leaving_nothing(stack)
     assert_no_upload_temp_files(stack.settings)
 
 
@@ -404,9 +405,7 @@ def test_redis_stopped_and_restarted_with_uploads_in_flight(tmp_path):
                     assert sub["status"] == "scored", (sub, stack.log("worker"))
                     assert db_row(stack.settings, sub_id)[1] == 1
             finally:
-                tree = set().union(*(descendants(p.pid) | {p.pid} for p in stack.procs.values()))
-                stack.stop()
-                assert_gone(tree)
+                stop_leaving_nothing(stack)
                 assert_no_upload_temp_files(stack.settings)
     finally:
         redis.stop()
@@ -448,9 +447,7 @@ def test_database_down_web_503_worker_retries(tmp_path):
                 assert requests.get(f"{stack.url}/healthz", timeout=5).ok
             finally:
                 proxy.start() if proxy._listener is None else None
-                tree = set().union(*(descendants(p.pid) | {p.pid} for p in stack.procs.values()))
-                stack.stop()
-                assert_gone(tree)
+                stop_leaving_nothing(stack)
                 proxy.stop()
     finally:
         redis.stop()
