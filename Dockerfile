@@ -32,8 +32,10 @@ COPY server ./server
 COPY worker ./worker
 COPY challenges ./challenges
 COPY migrations ./migrations
-# Editable, so `podium db upgrade` finds migrations/ beside server/ and the sandbox finds the source root.
-RUN pip install -e . \
+# A regular (non-editable) install: migrations and templates ship inside the package, and the sources are
+# removed so nothing imports from /app by accident.
+RUN pip install . \
+ && rm -rf /app/podium /app/server /app/worker /app/challenges /app/migrations /app/build \
  && mkdir -p /var/lib/podium \
  && chown podium:podium /var/lib/podium
 

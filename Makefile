@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast test-slow venv bench clean
+.PHONY: demo test test-fast test-slow lint venv bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,12 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/podium demo
 
-test: $(STAMP)
+# The layering contract (core < server | worker | challenges < cli) and the linter, then the whole suite.
+lint: $(STAMP)
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
+
+test: lint
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)

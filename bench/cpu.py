@@ -23,7 +23,7 @@ def _role(pid: int) -> str:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return "gone"
-    if "worker.sandbox.zygote" in cmd:
+    if "podium.worker.sandbox.zygote" in cmd:
         return "zygote"
     if "bench.raw" in cmd:
         return "raw"

@@ -1,4 +1,7 @@
-"""(a) Raw inference: the same TorchScript model on the same tensors in a bare loop, in a warm process of its own.
+"""(a) Raw inference: the same model file (any format) on the same tensors in a bare loop, in a warm process of its own.
+
+The model is loaded and run by the sandbox's own adapter (worker/sandbox/loaders.py: torch.jit.load, torch.export.load
+or an ONNX Runtime session with the sandbox's options), so each format is compared with its own runtime.
 
 The loop runs in its own interpreter with the scoring child's batch size, torch thread count and malloc settings, so
 it is the fastest this loop runs here (with glibc's default malloc, batch-128 passes of the starter CNN take about
@@ -21,8 +24,9 @@ ROOT = str(Path(__file__).resolve().parent.parent)
 class RawInference:
     """A warm process that runs one pass over the test inputs each time one_pass() asks."""
 
-    def __init__(self, model_path: str, inputs_path: str, threads: int, batch: int | None = None, warm_passes: int = 3):
-        from worker.sandbox.pool import MALLOC_TUNABLES
+    def __init__(self, model_path: str, inputs_path: str, threads: int, batch: int | None = None, warm_passes: int = 3,
+                 device: str = "cpu"):
+        from podium.worker.sandbox.pool import scoring_env
 
         self.threads = threads
         self.times: list[float] = []
@@ -30,11 +34,17 @@ class RawInference:
         self.fresh_times: list[float] = []
         self.proc = subprocess.Popen([sys.executable, "-m", "bench.raw", model_path, inputs_path, str(batch or 0)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
-                                     env=dict(os.environ, PYTHONPATH=ROOT, RAW_THREADS=str(threads),
-                                              GLIBC_TUNABLES=MALLOC_TUNABLES), cwd=ROOT)
+                                     env=dict(os.environ, **self._sandbox_settings(scoring_env(threads, device)),
+                                              PYTHONPATH=ROOT, RAW_THREADS=str(threads), RAW_DEVICE=device), cwd=ROOT)
         self.n, self.batch = (int(v) for v in self._read().split())
         for _ in range(warm_passes):
             self.one_pass(record=False)
+
+    @staticmethod
+    def _sandbox_settings(env: dict) -> dict:
+        """The scoring child's malloc, OpenMP spin and runtime settings, so the raw loop runs as the child does."""
+        keep = ("GLIBC_TUNABLES", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "ORT_DISABLE_TELEMETRY")
+        return {k: env[k] for k in keep if k in env}
 
     def _read(self) -> str:
         line = self.proc.stdout.readline()
@@ -72,7 +82,7 @@ class RawInference:
             self.proc.stdin.close()
             self.proc.wait(timeout=10)
 
-    def __enter__(self) -> "RawInference":
+    def __enter__(self) -> RawInference:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -82,26 +92,28 @@ class RawInference:
 def serve(model_path: str, inputs_path: str, batch: int) -> None:
     """Load the model and inputs, then time one pass per "pass" line on stdin (per "fresh" line: load the model
     anew first), printing seconds; batch 0: the sandbox's choice for these inputs."""
-    import io
-
     import numpy as np
     import torch
 
-    torch.set_num_threads(int(os.environ["RAW_THREADS"]))
-    model = torch.jit.load(model_path).eval()
-    from worker.sandbox.batching import default_batch
+    from podium.worker.sandbox.batching import default_batch
+    from podium.worker.sandbox.loaders import load_model
 
+    threads = int(os.environ["RAW_THREADS"])
+    torch.set_num_threads(threads)
+    device = os.environ.get("RAW_DEVICE", "cpu")
+    with open(model_path, "rb") as f:
+        data = f.read()
+    model = load_model(data, device=device, threads=threads)
     with np.load(inputs_path) as npz:
-        xt = torch.from_numpy(np.ascontiguousarray(npz["x"], dtype=np.float32))
-    batch = batch or default_batch("cpu", xt[0].numel())
-    print(len(xt), batch, flush=True)
+        x = np.ascontiguousarray(npz["x"], dtype=np.float32)
+    batch = batch or default_batch(device, int(np.prod(x.shape[1:])))
+    print(len(x), batch, flush=True)
     for line in sys.stdin:
         t0 = time.perf_counter()
         if line.strip() == "fresh":  # a newly loaded copy, as each submission is a model never run before
             with open(model_path, "rb") as f:
-                model = torch.jit.load(io.BytesIO(f.read())).eval()
-        with torch.inference_mode():
-            torch.cat([model(xt[i:i + batch]) for i in range(0, len(xt), batch)]).numpy()
+                model = load_model(f.read(), device=device, threads=threads)
+        np.concatenate([model.run(x[i:i + batch]) for i in range(0, len(x), batch)])
         print(time.perf_counter() - t0, flush=True)
 
 

@@ -2,26 +2,25 @@
 
 Measures on this machine, in one run: (a) raw inference, (b) end-to-end latency with a real web server
 and worker (embedded SQLite default), (c) the breakdown inside the worker, (d) a burst on one worker,
-(e) leaderboard latency with a full class in Postgres, (f) web memory during concurrent large uploads.
+(e) leaderboard latency with a full class in Postgres, (f) web memory during concurrent large uploads, (g) one model
+exported three ways (torch.export, ONNX, TorchScript): latency and burst throughput per format against its raw inference.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import traceback
 import statistics
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
-from bench import board, grading, models, report, uploads
+from bench import board, formats, grading, models, report, uploads
 from bench.raw import RawInference
-from tests import live
+from tests.support import live
 
 HERE = Path(__file__).resolve().parent
-BEFORE_VACUUM = "right after the bulk insert"
-AFTER_VACUUM = "after VACUUM ANALYZE"
 
 
 def _threads() -> int:
@@ -95,9 +94,9 @@ def _stage(results: dict, name: str, fn, *args) -> None:
     Path(tempfile.gettempdir(), "podium-bench-partial.json").write_text(json.dumps(results, indent=1, default=str))
 
 
-def measure_board_and_uploads(tmp: Path, digits: Path, students: int, per_student: int, requests_n: int,
-                              clients: int, upload_mb: float) -> dict:
-    """(e) leaderboard latency (schema as is, then with the proposed indexes) and (f) upload memory, on Postgres."""
+def measure_board_and_uploads(tmp: Path, digits: Path, sizes: list[int], requests_n: int, clients: int,
+                              upload_mb: float) -> dict:
+    """(e) leaderboard latency at each size of history and (f) upload memory, on Postgres."""
     out: dict = {}
     if not live.postgres_available():
         print(f"[board] PostgreSQL not reachable at {live.PG_ADMIN_URL}: (e) and (f) skipped", flush=True)
@@ -107,19 +106,25 @@ def measure_board_and_uploads(tmp: Path, digits: Path, students: int, per_studen
         names = {"prof": "instructor", **{f"uploader{i:02d}": "student" for i in range(clients)}}
         tokens = live.prepare_database(settings, [digits], names)
         out["postgres"] = board.server_version(url)
-        out["seed"] = board.seed(url, digits.name, students, per_student)
-        print(f"[board] seeded {out['seed']}", flush=True)
+        board.seed_students(url, digits.name)
         stack = live.Stack(settings)
         stack.start_web()
         try:
-            out["board"], out["board_judged"] = {}, AFTER_VACUUM
-            for variant in (BEFORE_VACUUM, AFTER_VACUUM):
-                if variant == AFTER_VACUUM:
-                    board.vacuum_analyze(url)
-                out["board"][variant] = board.measure_pages(stack.url, url, digits.name, tokens["prof"], requests_n)
-                print(f"[board] {variant}: " + ", ".join(f"{k} p95 {v['p95_ms']:.0f} ms"
-                                                         for k, v in out["board"][variant]["pages"].items()),
-                      flush=True)
+            prof = board.signed_in(stack.url, "prof", live.password_for("prof"))
+            out["board_scale"], done = [], 0
+            for size in sizes:
+                rounds = size // board.STUDENTS
+                seeded = board.seed_rounds(url, digits.name, range(done, rounds))
+                done = rounds
+                print(f"[board] {rounds * board.STUDENTS} submissions: seeded {seeded}", flush=True)
+                pages = board.measure_size(stack.url, url, digits.name, prof, requests_n)
+                out["board_scale"].append({"submissions": rounds * board.STUDENTS, "students": board.STUDENTS,
+                                           "seed": seeded, "pages": pages})
+                print(f"[board] {rounds * board.STUDENTS}: " + ", ".join(
+                    f"{k} p95 {v['p95_ms']:.0f} ms" for k, v in pages.items()), flush=True)
+                Path(tempfile.gettempdir(), "podium-bench-board.json").write_text(json.dumps(out, default=str))
+            if not clients:
+                return out
             grading.raise_limits(url, digits.name, max_model_mb=upload_mb + 10, daily_limit=100_000,
                                  max_queued=100_000)
             big = [models.big_model_bytes(upload_mb, seed=i) for i in range(clients)]
@@ -148,10 +153,9 @@ NOTES = [
     "(with glibc's default malloc the loop is slower); (a') loads the model anew before each pass in that process.",
     "(d) uploads come from 8 client threads while the one worker scores, so web and worker share the 2 cores; "
     "'worker only' leaves the upload phase out.",
-    "(e) 300 students x 100 scored submissions bulk-inserted into a fresh Postgres database; sequential GETs over "
-    "one keep-alive connection to gunicorn (2 workers x 4 threads). The targets apply to the rows measured "
-    f"'{AFTER_VACUUM}': a running deployment's autovacuum keeps the table in that state; the rows measured "
-    f"'{BEFORE_VACUUM}' show the first minutes after a mass import, before Postgres may use index-only scans.",
+    "(g) the digits starter CNN exported with torch.export (.pt2, dynamic batch), torch.onnx.export(dynamo=True) "
+    "and TorchScript; its raw inference is the same file in a warm process through the sandbox's own loader "
+    "(ONNX Runtime with the sandbox's session options), so each format is compared with its own runtime.",
     "(f) models are valid TorchScript files (one wide linear layer); peak RSS is VmHWM of each gunicorn worker "
     "and a 10 ms sample of the sum over master and workers.",
 ]
@@ -162,15 +166,18 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=10, help="end-to-end runs per challenge")
     ap.add_argument("--burst", type=int, default=200)
-    ap.add_argument("--students", type=int, default=300)
-    ap.add_argument("--per-student", type=int, default=100)
-    ap.add_argument("--requests", type=int, default=200, help="GETs per leaderboard page")
+    ap.add_argument("--board-sizes", default=",".join(str(n) for n in board.SIZES),
+                    help=f"submissions in the board's history, measured one after the other ({board.STUDENTS} students)")
+    ap.add_argument("--requests", type=int, default=200, help="sequential GETs per page measure")
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--upload-mb", type=float, default=50)
-    ap.add_argument("--parts", default="grading,board", help="which groups to run: grading (a-d), board (e, f)")
+    ap.add_argument("--format-runs", type=int, default=8, help="end-to-end runs per format in (g)")
+    ap.add_argument("--format-burst", type=int, default=60, help="burst size per format in (g)")
+    ap.add_argument("--parts", default="grading,board,formats",
+                    help="which groups to run: grading (a-d), board (e, f), formats (g)")
     ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     args = ap.parse_args(argv)
-    from challenges.build import build_all
+    from podium.challenges.build import build_all
 
     t0 = time.perf_counter()
     results: dict = {"machine": report.machine()}
@@ -181,14 +188,23 @@ def main(argv=None) -> dict:
         parts = set(args.parts.split(","))
         if "grading" in parts:
             _stage(results, "grading", measure_grading, tmp, bundles, args.runs, args.burst)
+        if "formats" in parts:
+            _stage(results, "formats", formats.measure_formats, tmp, bundles[0], _meta(bundles[0]), args.format_runs,
+                   args.format_burst, _threads())
         if "board" in parts:
-            _stage(results, "board and uploads", measure_board_and_uploads, tmp, bundles[0], args.students,
-                   args.per_student, args.requests, args.clients, args.upload_mb)
+            _stage(results, "board and uploads", measure_board_and_uploads, tmp, bundles[0],
+                   [int(n) for n in args.board_sizes.split(",")], args.requests, args.clients, args.upload_mb)
     results["load_after"] = os.getloadavg()
     results["bench_wall_s"] = time.perf_counter() - t0
-    report.write(results, args.out, NOTES)
+    if "grading" in parts or not args.out.exists():
+        report.write(results, args.out, NOTES)
+    else:  # only the board ran: keep the file's other measurements, replace its board section
+        report.splice(results, args.out)
+    if results.get("board_scale"):
+        (args.out.parent / "board_scale.svg").write_text(report.board_scale_svg(results["board_scale"]))
     print("\n".join(report.table(results)))
     print("\n".join(report.breakdown_lines(results)))
+    print("\n".join(report.formats_lines(results)))
     print(f"written {args.out}")
     return results
 

@@ -29,7 +29,7 @@ def main(argv=None) -> None:
     import torch
 
     from bench.raw import RawInference
-    from worker.sandbox import ScoringPool
+    from podium.worker.sandbox import ScoringPool
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=15)

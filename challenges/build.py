@@ -1,4 +1,4 @@
-"""Build every bundled challenge into a directory: `python -m challenges.build DEST`."""
+"""Build every bundled challenge into a directory: `python -m podium.challenges.build DEST`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ BUNDLED = ["digits", "spoken_commands"]
 STAMP = ".podium-build"
 HERE = Path(__file__).resolve().parent
 # Code outside challenges/<name>/ whose changes alter what the builders write.
-SHARED_MODULES = ("podium.bundle", "podium.features")
+SHARED_MODULES = ("podium.core.bundle.spec", "podium.core.bundle.data", "podium.core.bundle.archive",
+                  "podium.core.features")
 
 
 def source_hash(name: str) -> str:
@@ -33,12 +34,12 @@ def is_up_to_date(bundle_dir: Path, stamp: str) -> bool:
 
 
 def builder_module(name: str):
-    """Return challenges.<name>.build, or None when that challenge has no builder yet."""
-    module_name = f"challenges.{name}.build"
+    """Return podium.challenges.<name>.build, or None when that challenge has no builder yet."""
+    module_name = f"{__package__}.{name}.build"
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name in (module_name, f"challenges.{name}"):
+        if exc.name in (module_name, f"{__package__}.{name}"):
             return None
         raise
 
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command line: build the bundled challenges into DEST (default ./var/challenges)."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m challenges.build", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m podium.challenges.build", description=__doc__)
     parser.add_argument("dest", nargs="?", default="var/challenges", type=Path)
     parser.add_argument("--force", action="store_true", help="rebuild even when up to date")
     parser.add_argument("--only", action="append", choices=BUNDLED, help="build just this challenge (repeatable)")

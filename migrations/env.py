@@ -1,9 +1,10 @@
-"""Alembic environment: the URL comes from the Config built by server.migrate, never from a file."""
+"""Alembic environment: the URL comes from the Config built by podium.core.migrate, never from a file."""
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-import server.models  # noqa: F401  (registers every table on Base.metadata)
-from server.db import Base
+import podium.core.lti.models  # noqa: F401  (registers every table on Base.metadata)
+import podium.core.models  # noqa: F401
+from podium.core.db import Base
 
 config = context.config
 target_metadata = Base.metadata

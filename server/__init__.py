@@ -1,7 +1,5 @@
-"""Podium web application (Flask); create_app lives in server.app."""
+"""podium.server: the web application (Flask): pages in web/, the REST API in api/, beside the domain modules they
+share (leaderboard, submissions, courses, exports...). create_app lives in podium.server.app.
 
-
-def create_app(settings=None):
-    """Build the Flask app (see server.app.create_app)."""
-    from server.app import create_app as _create_app
-    return _create_app(settings)
+May import podium.core only; never podium.worker or podium.cli.
+"""

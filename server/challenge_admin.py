@@ -2,17 +2,23 @@
 from __future__ import annotations
 
 import shutil
+import stat
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from podium.bundle import Bundle, BundleError, load_bundle, save_npz, zip_dir
-from server.models import Challenge, utcnow
-from server.queueing import queue_for_device
-from server.storage import LocalStore
+from podium.core import board
+from podium.core.bundle.archive import save_npz, zip_dir
+from podium.core.bundle.data import Bundle, load_bundle
+from podium.core.bundle.spec import BundleError
+from podium.core.models import Challenge, utcnow
+from podium.core.queueing import queue_for_device
+from podium.core.storage import LocalStore
+from podium.server import lifecycle
 
 MAX_BUNDLE_BYTES = 2 << 30
 MAX_BUNDLE_FILES = 200_000
@@ -44,8 +50,13 @@ def _starter_kit(store: LocalStore, bundle: Bundle, tmp: Path) -> str | None:
     return store.put_file(tmp / "starter.zip")
 
 
-def publish_bundle(session: Session, store: LocalStore, root: Path, *, replace: bool = False) -> Challenge:
-    """Validate a bundle folder whole, store its data by hash and create (or replace) the challenge row."""
+def publish_bundle(session: Session, store: LocalStore, root: Path, *, replace: bool = False, publish: bool = False,
+                   notes: list[str] | None = None) -> Challenge:
+    """Validate a bundle folder whole, store its data by hash and create (or replace) the challenge row.
+
+    A new challenge is a draft unless `publish`; a replaced one keeps its state unless `publish`.
+    `notes` receives what the person should hear: a cast to float32, a title another challenge has.
+    """
     bundle = load_bundle(Path(root))
     spec = bundle.spec
     existing = session.scalar(select(Challenge).where(Challenge.slug == spec.slug))
@@ -72,6 +83,10 @@ def publish_bundle(session: Session, store: LocalStore, root: Path, *, replace: 
     challenge.max_model_mb = spec.max_model_mb
     challenge.time_limit_s = spec.time_limit_s
     challenge.memory_limit_mb = spec.memory_limit_mb
+    challenge.team_size = spec.team_size
+    challenge.max_params = spec.max_params
+    challenge.max_mflops = spec.max_mflops
+    challenge.ranking = spec.ranking
     challenge.feature_recipe = dict(spec.feature_recipe) if spec.feature_recipe else None
     challenge.readme = spec.readme
     challenge.queue = queue_for_device(spec.device)
@@ -79,8 +94,19 @@ def publish_bundle(session: Session, store: LocalStore, root: Path, *, replace: 
     challenge.n_test = int(bundle.test_y.shape[0])
     challenge.train_sha256 = train_sha
     challenge.starter_sha256 = starter_sha
+    if existing is None:
+        challenge.state = lifecycle.DRAFT
+    if publish:
+        challenge.state = lifecycle.PUBLISHED
     session.add(challenge)
     session.flush()
+    if notes is not None:
+        notes.extend(bundle.notes)
+        warning = lifecycle.duplicate_title_warning(session, challenge)
+        if warning:
+            notes.append(warning)
+    if existing is not None:  # team_size may have changed who competes; title and metric show on the board
+        board.refresh(session, challenge.id)
     return challenge
 
 
@@ -110,20 +136,27 @@ def extract_zip(zip_path: Path, dest: Path) -> Path:
             name = info.filename
             if name.startswith(("/", "\\")) or ".." in Path(name).parts or ":" in name:
                 raise BundleError(f"{name}: unsafe path in the zip")
-        zf.extractall(dest)
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise BundleError(f"{name}: the zip holds a symbolic link; bundles hold plain files only")
+        try:
+            zf.extractall(dest)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            raise BundleError(f"the zip is damaged ({exc})")
+        except OSError as exc:  # a file and a folder of the same name, and the like
+            raise BundleError(f"the zip cannot be unpacked: {exc.strerror or exc}")
     return _bundle_root(dest)
 
 
-def publish_zip(session: Session, store: LocalStore, zip_path: Path, *, replace: bool = False) -> Challenge:
-    """Publish a zipped bundle; nothing is created when any part of it is wrong."""
+def publish_zip(session: Session, store: LocalStore, zip_path: Path, **options) -> Challenge:
+    """Publish a zipped bundle (options as publish_bundle's); nothing is created when any part of it is wrong."""
     with tempfile.TemporaryDirectory(prefix="podium-bundle-") as tmpdir:
         root = extract_zip(Path(zip_path), Path(tmpdir))
-        return publish_bundle(session, store, root, replace=replace)
+        return publish_bundle(session, store, root, **options)
 
 
-def publish_upload(session: Session, store: LocalStore, upload, *, replace: bool = False) -> Challenge:
+def publish_upload(session: Session, store: LocalStore, upload, **options) -> Challenge:
     """Publish a bundle zip received as an upload (anything with save(path)), for the web form and the API."""
     with tempfile.TemporaryDirectory(prefix="podium-bundle-zip-") as tmp:
         path = Path(tmp) / "bundle.zip"
         upload.save(path)
-        return publish_zip(session, store, path, replace=replace)
+        return publish_zip(session, store, path, **options)

@@ -2,22 +2,13 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime
 
 from markupsafe import Markup, escape
 
 PALETTE = ["#1f5fbf", "#d1495b", "#2a9d8f", "#e9a03b", "#7b4fb8", "#3d8f3d", "#c0582c", "#4a6fa5"]
 BASELINE_COLOR = "#8a93a6"
-
-
-def best_so_far(history: list[tuple[int, datetime, float]], user_ids: list[int]) -> dict[int, list[tuple[datetime, float]]]:
-    """For each user, the points where their best public score improved (history is oldest first)."""
-    wanted = set(user_ids)
-    series: dict[int, list[tuple[datetime, float]]] = {u: [] for u in user_ids}
-    for user_id, when, score in history:
-        if user_id in wanted and (not series[user_id] or score > series[user_id][-1][1]):
-            series[user_id].append((when, score))
-    return series
 
 
 def _ticks(lo: float, hi: float) -> tuple[float, float, float]:
@@ -30,6 +21,25 @@ def _ticks(lo: float, hi: float) -> tuple[float, float, float]:
     step = 0.05
     y1 = max(math.ceil(hi / step - eps) * step, 4 * step)
     return max(0.0, min(math.floor(lo / step + eps) * step, y1 - 4 * step)), y1, step
+
+
+@dataclass(frozen=True)
+class ChartLine:
+    """One line of the progress chart in words: the chart's text alternative."""
+
+    label: str
+    best: float
+    reached_at: datetime
+    first: float
+    improvements: int
+    baseline: bool
+
+
+def chart_table(series: list[tuple[str, list[tuple[datetime, float]], bool]]) -> list[ChartLine]:
+    """What each line of progress_svg shows, as table rows: best score, when reached, where it started, steps up."""
+    rows = [ChartLine(label, pts[-1][1], pts[-1][0], pts[0][1], len(pts) - 1, baseline)
+            for label, pts, baseline in series if pts]
+    return sorted(rows, key=lambda r: (-r.best, r.reached_at))
 
 
 def progress_svg(series: list[tuple[str, list[tuple[datetime, float]], bool]], now: datetime,
@@ -53,7 +63,7 @@ def progress_svg(series: list[tuple[str, list[tuple[datetime, float]], bool]], n
         return top + (1 - (v - y0) / (y1 - y0)) * plot_h
 
     out = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" xmlns="http://www.w3.org/2000/svg" '
-           f'aria-label="Best public score over time">']
+           f'aria-label="Best public score over time (the same data as a table follows the chart)">']
     for i in range(int(round((y1 - y0) / step)) + 1):
         v = y0 + step * i
         out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(v):.1f}" y2="{y(v):.1f}" class="grid"/>'
@@ -72,7 +82,7 @@ def progress_svg(series: list[tuple[str, list[tuple[datetime, float]], bool]], n
         color = BASELINE_COLOR if baseline else PALETTE[color_i % len(PALETTE)]
         color_i += 0 if baseline else 1
         path = [f"M{x(pts[0][0].timestamp()):.1f},{y(pts[0][1]):.1f}"]
-        for (_, prev), (when, v) in zip(pts, pts[1:]):
+        for (_, _prev), (when, v) in zip(pts, pts[1:]):
             path.append(f"H{x(when.timestamp()):.1f}V{y(v):.1f}")
         path.append(f"H{x(t1):.1f}")
         dash = ' stroke-dasharray="6 4"' if baseline else ""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import hmac
 import io
 import re
 import secrets
@@ -10,19 +11,29 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from server.auth import create_user, hash_password, verify_password
-from server.models import Course, User
+from podium.core import board
+from podium.core.lti.models import LtiUser
+from podium.core.models import Course, Team, User
+from podium.server import fields
+from podium.server.auth import create_user, end_every_session, hash_password, verify_password
+from podium.server.passwords import WeakPassword, check_password
 
 # No 0/O or 1/I/L, so a code read off a projector is typed right.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 8
-MIN_PASSWORD = 8
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")
 ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{2,31}$")
 
 
 class AccountError(ValueError):
     """A registration, claim or profile change that cannot be accepted; the message says why."""
+
+
+def _field(check, *args):
+    try:
+        return check(*args)
+    except fields.FieldError as exc:
+        raise AccountError(str(exc))
 
 
 def new_join_code() -> str:
@@ -32,10 +43,10 @@ def new_join_code() -> str:
 
 def create_course(session: Session, name: str) -> Course:
     """A new course with a fresh join code."""
-    name = (name or "").strip()
+    name = _field(fields.text, name, "course name", fields.COURSE_NAME)
     if not name:
         raise AccountError("the course needs a name")
-    course = Course(name=name[:200], join_code=new_join_code())
+    course = Course(name=name, join_code=new_join_code())
     session.add(course)
     session.flush()
     return course
@@ -44,7 +55,9 @@ def create_course(session: Session, name: str) -> Course:
 def course_for_code(session: Session, code: str) -> Course | None:
     """The course a join code opens, ignoring case and spaces."""
     code = re.sub(r"\s+", "", code or "").upper()
-    return session.scalar(select(Course).where(Course.join_code == code)) if code else None
+    if not code or len(code) > fields.JOIN_CODE:
+        return None
+    return session.scalar(select(Course).where(Course.join_code == code))
 
 
 @dataclass
@@ -54,6 +67,7 @@ class RosterResult:
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    claim_codes: dict[str, str] = field(default_factory=dict)  # username -> code, for every unclaimed entry
 
 
 def _column(header: list[str], *names: str) -> int | None:
@@ -65,9 +79,13 @@ def _column(header: list[str], *names: str) -> int | None:
 
 
 def import_roster(session: Session, course: Course, text: str) -> RosterResult:
-    """Add the students of a CSV (username, display name, email; header row required) to a course, unclaimed."""
+    """Add the students of a CSV (username, display name, email; header row required) to a course, unclaimed,
+    each with a claim code to hand to its student."""
     result = RosterResult()
-    rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    try:  # newline="": csv itself splits records, so a bare CR or LF inside a field is data, not an error
+        rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"), newline="")))
+    except csv.Error as exc:
+        raise AccountError(f"the roster is not valid CSV: {exc}")
     if not rows:
         raise AccountError("the roster is empty")
     header = rows[0]
@@ -79,15 +97,22 @@ def import_roster(session: Session, course: Course, text: str) -> RosterResult:
     for line, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
             continue
-        get = lambda i: row[i].strip() if i is not None and i < len(row) else ""  # noqa: E731
+        get = lambda i: row[i].strip() if i is not None and i < len(row) else ""  # noqa: E731, B023 (used within this iteration)
         username, name, email = get(col_user), get(col_name), get(col_mail)
         if not USERNAME_RE.match(username):
-            result.errors.append(f"line {line}: {username!r} is not a valid username (2-64 letters, digits, . _ -)")
+            result.errors.append(f"line {line}: {username[:70]!r} is not a valid username (2-64 letters, digits, . _ -)")
+            continue
+        try:
+            name = fields.text(name, "display name", fields.DISPLAY_NAME)
+            email = fields.email(email)
+        except fields.FieldError as exc:
+            result.errors.append(f"line {line}: {exc}")
             continue
         existing = session.scalar(select(User).where(User.username == username))
         if existing is None:
-            session.add(User(username=username, display_name=name or username, email=email or None, role="student",
-                             course_id=course.id))
+            existing = User(username=username, display_name=name or username, email=email or None, role="student",
+                            course_id=course.id, claim_code=new_join_code())
+            session.add(existing)
             result.added.append(username)
         elif existing.is_instructor:
             result.errors.append(f"line {line}: {username} is an instructor account; left unchanged")
@@ -95,44 +120,66 @@ def import_roster(session: Session, course: Course, text: str) -> RosterResult:
             existing.display_name = name or existing.display_name
             existing.email = email or existing.email
             existing.course_id = course.id
+            if existing.password_hash is None and existing.claim_code is None and not _has_lms_identity(session, existing):
+                existing.claim_code = new_join_code()
             result.updated.append(username)
+        if existing.claim_code:
+            result.claim_codes[existing.username] = existing.claim_code
     session.flush()
     return result
 
 
-def _check_password(password: str) -> None:
-    if len(password or "") < MIN_PASSWORD:
-        raise AccountError(f"the password must have at least {MIN_PASSWORD} characters")
+def _has_lms_identity(session: Session, user: User) -> bool:
+    return session.scalar(select(LtiUser.id).where(LtiUser.user_id == user.id).limit(1)) is not None
+
+
+def _check_password(password: str, username: str) -> None:
+    try:
+        check_password(password, username)
+    except WeakPassword as exc:
+        raise AccountError(str(exc))
+
+
+TAKEN = ("this username is taken: pick another one, or, to claim the account your instructor made for you, "
+         "enter the claim code they gave you")
 
 
 def register(session: Session, code: str, username: str, password: str, display_name: str = "",
-             email: str | None = None) -> User:
-    """A student joins a course with its join code; a username on the roster is claimed instead (email must match)."""
+             email: str | None = None, claim_code: str = "") -> User:
+    """A student joins a course with its join code; with a claim code, the roster entry it belongs to is claimed.
+
+    Every refusal reads the same whether or not the username is on a roster.
+    """
     course = course_for_code(session, code)
     if course is None:
         raise AccountError("unknown join code; ask your instructor for the course's code")
     username = (username or "").strip()
-    _check_password(password)
+    display_name = _field(fields.text, display_name, "display name", fields.DISPLAY_NAME)
+    email = _field(fields.email, email)
+    _check_password(password, username)
     existing = session.scalar(select(User).where(func.lower(User.username) == username.lower()))
+    if (claim_code or "").strip():
+        return claim(session, course, existing, claim_code, password)
     if existing is not None:
-        return claim(session, course, existing, email or "", password)
+        raise AccountError(TAKEN)
     if not USERNAME_RE.match(username):
         raise AccountError("the username must be 2-64 letters, digits, '.', '_' or '-'")
-    user = create_user(session, username, "student", password=password, display_name=display_name.strip(),
-                       email=(email or "").strip() or None)
+    user = create_user(session, username, "student", password=password, display_name=display_name, email=email)
     user.course_id = course.id
     return user
 
 
-def claim(session: Session, course: Course, user: User, email: str, password: str) -> User:
-    """Set the password of an unclaimed roster entry, proven by the email address the roster holds."""
-    unclaimed = user.password_hash is None and user.course_id == course.id and not user.is_instructor
-    if not unclaimed:
-        raise AccountError("this username is taken; pick another one")
-    if not user.email or user.email.strip().lower() != (email or "").strip().lower():
-        raise AccountError("this username is on the course roster: enter the email address your instructor has")
-    _check_password(password)
+def claim(session: Session, course: Course, user: User | None, claim_code: str, password: str) -> User:
+    """Set the password of an unclaimed roster entry of this course, proven by its claim code."""
+    given = re.sub(r"\s+", "", claim_code or "").upper()
+    expected = (user.claim_code or "") if user is not None else ""
+    unclaimed = (user is not None and user.password_hash is None and user.course_id == course.id
+                 and not user.is_instructor and expected)
+    if not (hmac.compare_digest(given.encode(), expected.encode()) and unclaimed):
+        raise AccountError("this username and claim code do not go together; check both with your instructor")
+    _check_password(password, user.username)
     user.password_hash = hash_password(password)
+    user.claim_code = None
     session.flush()
     return user
 
@@ -142,15 +189,17 @@ def set_alias(session: Session, user: User, alias: str) -> None:
     alias = (alias or "").strip()
     if not alias:
         user.alias = None
+        board.touch_user(session, user.id)
         return
     if not ALIAS_RE.match(alias):
         raise AccountError("an alias has 3-32 letters, digits, spaces, '.', '_' or '-'")
     clash = session.scalar(select(User).where(User.id != user.id, or_(func.lower(User.alias) == alias.lower(),
                                                                       func.lower(User.username) == alias.lower())))
-    if clash is not None:
-        raise AccountError("that alias is taken")
+    if clash is not None or session.scalar(select(Team.id).where(Team.name_key == alias.casefold()).limit(1)):
+        raise AccountError("that alias is taken")  # also by a team: a student may not pose as a team
     user.alias = alias
     session.flush()
+    board.touch_user(session, user.id)  # the boards that show the name
 
 
 def roster(session: Session, course: Course) -> list[User]:
@@ -159,11 +208,12 @@ def roster(session: Session, course: Course) -> list[User]:
 
 
 def change_password(user: User, current: str, new: str) -> None:
-    """Replace the user's password after checking the current one."""
+    """Replace the user's password after checking the current one; every session of the user ends."""
     if not verify_password(user, current or ""):
         raise AccountError("the current password is wrong")
-    _check_password(new)
+    _check_password(new, user.username)
     user.password_hash = hash_password(new)
+    end_every_session(user)
 
 
 def join(session: Session, user: User, code: str) -> Course:

@@ -4,10 +4,11 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, request
-from sqlalchemy.exc import OperationalError, InterfaceError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from server.storage import StoreError
+from podium.core.storage import StorageFull, StoreError
+from podium.server.fields import FieldError
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,8 @@ def error_response(status: int, code: str, message: str, **extra):
     return resp
 
 
-def _wants_json() -> bool:
+def wants_json() -> bool:
+    """True for API paths and clients that ask for JSON."""
     return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
 
@@ -41,7 +43,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
-        if not _wants_json():
+        if not wants_json():
             return exc
         code = (exc.name or "error").lower().replace(" ", "_")
         message = exc.description or exc.name
@@ -49,13 +51,29 @@ def register_error_handlers(app: Flask) -> None:
             message = "the upload is larger than this server accepts"
         return error_response(exc.code or 500, code, message)
 
+    @app.errorhandler(FieldError)
+    def _bad_field(exc: FieldError):
+        if wants_json():
+            return error_response(422, "invalid_field", str(exc))
+        return str(exc), 400, {"Content-Type": "text/plain; charset=utf-8"}
+
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
     def _db_down(exc):
+        if "disk is full" in str(getattr(exc, "orig", exc)):  # SQLite on a full data dir: nothing was written
+            return _storage_full(exc)
         log.error("database unavailable: %s", exc.__class__.__name__)
         resp = error_response(503, "database_unavailable",
                               "the database is not reachable right now; please retry in a minute")
         resp.headers["Retry-After"] = "30"
+        return resp
+
+    @app.errorhandler(StorageFull)
+    def _storage_full(exc):
+        log.error("storage full: %s", exc)
+        resp = error_response(507, "storage_full", "the server's storage is full, so your upload was not kept; "
+                              "nothing counts against your limit. Please try again later (the operator must free space)")
+        resp.headers["Retry-After"] = "300"
         return resp
 
     @app.errorhandler(StoreError)
@@ -69,6 +87,6 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
-        if _wants_json():
+        if wants_json():
             return error_response(500, "internal_error", "something went wrong on the server")
         return "Internal server error", 500

@@ -22,6 +22,25 @@ def score_text(value: float | None) -> str:
     return "—" if value is None else f"{value:.4f}"
 
 
+def count_text(value: int | None) -> str:
+    """A count with thousands separators (1,204,356); a dash when not measured."""
+    return "—" if value is None else f"{value:,}"
+
+
+def mflops_text(flops: int | None) -> str:
+    """FLOPs per input as MFLOPs, two decimals from 1 up (2440000 -> 2.44), three digits under (4656 -> 0.00466);
+    a dash when not measured."""
+    if flops is None:
+        return "—"
+    value = flops / 1e6
+    return f"{value:,.2f}" if value >= 1 or value == 0 else f"{value:.3g}"
+
+
+def ms_text(value: float | None) -> str:
+    """Milliseconds, whole above 10 ms and one decimal under it; a dash when not measured."""
+    return "—" if value is None else f"{value:,.0f} ms" if value >= 10 else f"{value:.1f} ms"
+
+
 def register(app) -> None:
-    """Make the filters available to every template as |dt and |score."""
-    app.jinja_env.filters.update(dt=time_html, score=score_text)
+    """Make the filters available to every template as |dt, |score, |count, |mflops and |ms."""
+    app.jinja_env.filters.update(dt=time_html, score=score_text, count=count_text, mflops=mflops_text, ms=ms_text)

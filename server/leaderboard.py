@@ -1,110 +1,25 @@
-"""Leaderboard: each student's best public score; after the reveal, private ranks of final picks.
+"""Leaderboard pages read from board_entries (podium.core.board keeps it): a page costs O(page), not O(submissions).
 
-A page costs a fixed number of SQL statements however many submissions a class has made (one,
-two after the reveal), and none of them reads every submission: per student, an index walk finds
-the best entries (scores by challenge, user, public score), and counts come from the
-eligible-submissions index. Python then ranks the few hundred rows that come back.
+Before the reveal a board ranks each competitor's public row; after it, their private row (the entry
+judged at the reveal), with the public rank beside it. A rank is a count on the index of the board's
+order, so a student's rank never reads the rows behind them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import datetime
 
-from sqlalchemy import func, literal, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, func, select, tuple_
+from sqlalchemy.orm import Session, aliased
 
-from server import states
-from server.models import Challenge, Score, Submission, User
+from podium.core import board as core_board
+from podium.core.board import FINAL_PICKS, PRIVATE, PUBLIC, TEAM, USER, Owner  # noqa: F401 (FINAL_PICKS re-exported)
+from podium.core.models import BoardEntry, BoardProgress, Challenge, Submission, Team, TeamMember, User
+from podium.server import costs, team_board
+from podium.server.teams import team_of
 
-FINAL_PICKS = 2
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One scored, eligible submission as the leaderboard sees it."""
-
-    user_id: int
-    submission_id: int
-    public_score: float
-    private_score: float
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class Student:
-    """An eligible student on the board: entry count, names and their best public entries, best first."""
-
-    user_id: int
-    entries: int
-    username: str
-    alias: str | None
-    best: list[Entry]
-
-
-def _public_key(e: Entry):
-    return (-e.public_score, e.created_at, e.submission_id)
-
-
-def _private_key(e: Entry):
-    return (-e.private_score, e.created_at, e.submission_id)
-
-
-def _eligible(challenge_id: int):
-    """Conditions on Submission of a scored, non-disqualified entry (literal status, so partial indexes apply)."""
-    return (Submission.challenge_id == challenge_id, Submission.status == literal(states.SCORED, literal_execute=True),
-            Submission.disqualified_reason.is_(None))
-
-
-def _nth_public(challenge_id: int, user_id, n: int):
-    """Correlated subquery: the submission id of a user's n-th best public entry (0 = best)."""
-    return (select(Score.submission_id)
-            .join(Submission, Submission.id == Score.submission_id)
-            .where(Score.challenge_id == challenge_id, Score.user_id == user_id, *_eligible(challenge_id))
-            .order_by(Score.public_score.desc(), Submission.created_at, Score.submission_id)
-            .limit(1).offset(n).scalar_subquery())
-
-
-def _students_query(challenge_id: int, picks: int):
-    counts = (select(Submission.user_id, func.count().label("entries"))
-              .where(*_eligible(challenge_id)).group_by(Submission.user_id).subquery("counts"))
-    cols = [counts.c.user_id, counts.c.entries, User.username, User.alias]
-    cols += [_nth_public(challenge_id, counts.c.user_id, n).label(f"pick{n}") for n in range(picks)]
-    return select(*cols).join(User, User.id == counts.c.user_id).where(User.disqualified_reason.is_(None))
-
-
-def _board_query(challenge_id: int, picks: int):
-    """Each eligible student's `picks` best public entries with their scores: one row per entry."""
-    people = _students_query(challenge_id, picks).subquery("people")
-    return (select(people.c.user_id, people.c.entries, people.c.username, people.c.alias, Score.submission_id,
-                   Score.public_score, Score.private_score, Submission.created_at)
-            .join(Score, or_(*(Score.submission_id == people.c[f"pick{n}"] for n in range(picks))))
-            .join(Submission, Submission.id == Score.submission_id))
-
-
-def _finals_query(challenge_id: int):
-    return (select(Score.user_id, Score.submission_id, Score.public_score, Score.private_score, Submission.created_at)
-            .join(Score, Score.submission_id == Submission.id)
-            .where(*_eligible(challenge_id), Submission.is_final.is_(True)))
-
-
-def students(session: Session, challenge_id: int, picks: int = 1) -> dict[int, Student]:
-    """Statement 1: per eligible student, entry count, names and their `picks` best public entries."""
-    out: dict[int, Student] = {}
-    for r in session.execute(_board_query(challenge_id, picks)).all():
-        student = out.get(r.user_id) or out.setdefault(r.user_id, Student(r.user_id, r.entries, r.username, r.alias, []))
-        student.best.append(Entry(r.user_id, r.submission_id, r.public_score, r.private_score, r.created_at))
-    for student in out.values():
-        student.best.sort(key=_public_key)
-    return out
-
-
-def final_picks(session: Session, challenge_id: int) -> dict[int, list[Entry]]:
-    """Statement 2 (after the reveal): the entries students marked as final, by user."""
-    rows = session.execute(_finals_query(challenge_id)).all()
-    out: dict[int, list[Entry]] = {}
-    for r in rows:
-        out.setdefault(r.user_id, []).append(Entry(*r))
-    return out
+DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
+EXPORT_CHUNK = 1000
 
 
 def display_name(user, viewer: User | None) -> str:
@@ -114,78 +29,231 @@ def display_name(user, viewer: User | None) -> str:
     return user.alias or user.username
 
 
-def board_students(session: Session, challenge: Challenge) -> dict[int, Student]:
-    """The students a board ranks, with as many best entries as it needs (more after the reveal)."""
-    return students(session, challenge.id, FINAL_PICKS if challenge.revealed_at is not None else 1)
+def board_of(challenge: Challenge) -> str:
+    """The board a challenge ranks on now: private once revealed, else public."""
+    return PRIVATE if challenge.revealed_at is not None else PUBLIC
 
 
-def build(session: Session, challenge: Challenge, viewer: User | None,
-          people: dict[int, Student] | None = None) -> dict:
-    """The leaderboard JSON of DESIGN.md, for this viewer; people: board_students() when already read."""
+def _order(entry=BoardEntry):
+    return (entry.order_score, entry.created_at, entry.submission_id)
+
+
+def _on(challenge_id: int, board: str, entry=BoardEntry):
+    return (entry.challenge_id == challenge_id, entry.board == board)
+
+
+def _rows_query(challenge: Challenge, board: str):
+    """The board's rows in rank order, with the competitor's names and the public rank when ranking privately."""
+    query = (select(BoardEntry, User.username, User.alias, Team.name.label("team_name"))
+             .outerjoin(User, and_(BoardEntry.owner_kind == USER, User.id == BoardEntry.owner_id))
+             .outerjoin(Team, and_(BoardEntry.owner_kind == TEAM, Team.id == BoardEntry.owner_id))
+             .where(*_on(challenge.id, board)).order_by(*_order()))
+    if board == PRIVATE:
+        pub = aliased(BoardEntry)
+        ranks = (select(pub.owner_kind, pub.owner_id,
+                        func.row_number().over(order_by=_order(pub)).label("public_rank"))
+                 .where(*_on(challenge.id, PUBLIC, pub)).subquery("public_ranks"))
+        query = (query.add_columns(ranks.c.public_rank)
+                 .outerjoin(ranks, and_(ranks.c.owner_kind == BoardEntry.owner_kind,
+                                        ranks.c.owner_id == BoardEntry.owner_id)))
+    return query
+
+
+def _rows(session: Session, challenge: Challenge, viewer: User | None, results, first_rank: int) -> list[dict]:
+    """Rows of the JSON of DESIGN.md from the query's results, ranked from first_rank."""
+    results = list(results)
     revealed = challenge.revealed_at is not None
     show_private = revealed or bool(viewer and viewer.is_instructor)
-    people = board_students(session, challenge) if people is None else people
-    public_order = sorted((p.best[0] for p in people.values()), key=_public_key)
-    public_rank = {e.user_id: i + 1 for i, e in enumerate(public_order)}
-    if revealed:
-        marked = final_picks(session, challenge.id)
-        # A student who marked nothing is judged on their best public entries, as many as they could have marked.
-        order = sorted((min(marked.get(p.user_id) or p.best, key=_private_key) for p in people.values()),
-                       key=_private_key)
-    else:
-        order = public_order
+    team_ids = [r.BoardEntry.owner_id for r in results if r.BoardEntry.owner_kind == TEAM]
+    members = team_board.members(session, team_ids, viewer) if challenge.is_team else {}
     rows = []
-    for i, e in enumerate(order):
-        p = people[e.user_id]
-        row = {"rank": i + 1, "user": display_name(p, viewer), "public_score": e.public_score, "entries": p.entries,
-               "best_at": e.created_at.isoformat()}
+    for i, r in enumerate(results):
+        e = r.BoardEntry
+        if e.owner_kind == TEAM:
+            name = r.team_name
+        else:
+            name = r.alias if r.alias and not (viewer and viewer.is_instructor) else r.username
+        row = {"rank": first_rank + i, "user": name}
+        if challenge.is_team:
+            row["members"] = members.get(e.owner_id, []) if e.owner_kind == TEAM else [name]
+        row.update(public_score=e.public_score, entries=e.entries, best_at=e.created_at.isoformat(), params=e.params,
+                   flops_per_input=e.flops_per_input)
         if show_private:
             row["private_score"] = e.private_score
         if revealed:
-            row["public_rank"] = public_rank[e.user_id]
-            row["rank_change"] = public_rank[e.user_id] - (i + 1)
+            row["public_rank"] = r.public_rank
+            row["rank_change"] = r.public_rank - row["rank"]
         rows.append(row)
-    return {"challenge": challenge.slug, "metric": challenge.metric, "revealed": revealed, "rows": rows}
+    return rows
+
+
+def total(session: Session, challenge: Challenge) -> int:
+    """How many competitors the board ranks."""
+    return session.scalar(select(func.count()).select_from(BoardEntry).where(
+        *_on(challenge.id, board_of(challenge)))) or 0
+
+
+def build(session: Session, challenge: Challenge, viewer: User | None, limit: int = DEFAULT_LIMIT,
+          offset: int = 0) -> dict:
+    """One page of the leaderboard JSON of DESIGN.md for this viewer: rows offset+1 .. offset+limit, and total."""
+    board = board_of(challenge)
+    results = session.execute(_rows_query(challenge, board).limit(limit).offset(offset)).all()
+    out = {"challenge": challenge.slug, "metric": challenge.metric, "revealed": challenge.revealed_at is not None}
+    if challenge.is_team:
+        out["team_size"] = challenge.team_size
+    out["rows"] = _rows(session, challenge, viewer, results, offset + 1)
+    out.update(costs.view(challenge, cost_rows(session, challenge, viewer) if challenge.ranking == "pareto" else []))
+    out["total"] = total(session, challenge)
+    return out
+
+
+def cost_rows(session: Session, challenge: Challenge, viewer: User | None) -> list[dict]:
+    """Every competitor's public row reduced to what the cost views need (user, public_score, params, flops).
+
+    One statement over the board's rows (they carry their submission's cost), however many submissions were made.
+    """
+    query = (select(BoardEntry.owner_kind, BoardEntry.public_score, User.username, User.alias,
+                    Team.name.label("team_name"), BoardEntry.params, BoardEntry.flops_per_input)
+             .outerjoin(User, and_(BoardEntry.owner_kind == USER, User.id == BoardEntry.owner_id))
+             .outerjoin(Team, and_(BoardEntry.owner_kind == TEAM, Team.id == BoardEntry.owner_id))
+             .where(*_on(challenge.id, PUBLIC)).order_by(*_order()))
+    instructor = bool(viewer and viewer.is_instructor)
+    return [{"user": r.team_name if r.owner_kind == TEAM else (r.alias if r.alias and not instructor else r.username),
+             "public_score": r.public_score, "params": r.params, "flops_per_input": r.flops_per_input}
+            for r in session.execute(query)]
+
+
+def all_rows(session: Session, challenge: Challenge, viewer: User | None) -> Iterator[dict]:
+    """Every row of the board in rank order, read EXPORT_CHUNK at a time (for exports)."""
+    board = board_of(challenge)
+    after, rank = None, 1
+    while True:
+        query = _rows_query(challenge, board)
+        if after is not None:
+            query = query.where(tuple_(*_order()) > tuple_(*after))
+        results = session.execute(query.limit(EXPORT_CHUNK)).all()
+        yield from _rows(session, challenge, viewer, results, rank)
+        if len(results) < EXPORT_CHUNK:
+            return
+        last = results[-1].BoardEntry
+        after, rank = (last.order_score, last.created_at, last.submission_id), rank + len(results)
+
+
+def owner_for(session: Session, challenge: Challenge, user: User) -> Owner:
+    """The competitor a user's submissions count for: their team in a team challenge, else themselves."""
+    team = team_of(session, challenge, user) if challenge.is_team else None
+    return (TEAM, team.id) if team is not None else (USER, user.id)
+
+
+def _entry(session: Session, challenge_id: int, board: str, owner: Owner) -> BoardEntry | None:
+    return session.scalar(select(BoardEntry).where(*_on(challenge_id, board), BoardEntry.owner_kind == owner[0],
+                                                   BoardEntry.owner_id == owner[1]))
+
+
+def _rank(session: Session, entry: BoardEntry) -> int:
+    """1 + the rows ahead of this one on its board: a range count on the board's index."""
+    ahead = tuple_(*_order()) < tuple_(entry.order_score, entry.created_at, entry.submission_id)
+    return 1 + (session.scalar(select(func.count()).select_from(BoardEntry)
+                               .where(*_on(entry.challenge_id, entry.board), ahead)) or 0)
+
+
+def rank_on(session: Session, challenge: Challenge, owner: Owner, board: str = PUBLIC) -> int | None:
+    """The rank of one competitor on a board, or None without an eligible entry (two index lookups)."""
+    entry = _entry(session, challenge.id, board, owner)
+    return None if entry is None else _rank(session, entry)
 
 
 def user_rank(session: Session, challenge: Challenge, user_id: int) -> int | None:
-    """The public rank of one user, or None when they have no eligible scored entry (one statement)."""
-    people = students(session, challenge.id)
-    if user_id not in people:
+    """The public rank of one student of an individual challenge, or None when they have no eligible entry."""
+    return rank_on(session, challenge, (USER, user_id))
+
+
+def rank_of(session: Session, challenge: Challenge, user: User) -> int | None:
+    """The public rank of the row a user's submissions count for: their team's, in a team challenge."""
+    return rank_on(session, challenge, owner_for(session, challenge, user))
+
+
+def rank_of_submission(session: Session, sub: Submission) -> int | None:
+    """The public rank of the row a submission counts for (its team, or its uploader)."""
+    return rank_on(session, sub.challenge, core_board.owner_of(sub.challenge.is_team, sub.team_id, sub.user_id))
+
+
+def own_row(session: Session, challenge: Challenge, viewer: User | None, owner: Owner) -> dict | None:
+    """One competitor's row of the board as it ranks now (rank included), for the projector's 'you' line."""
+    board = board_of(challenge)
+    entry = _entry(session, challenge.id, board, owner)
+    if entry is None:
         return None
-    mine = _public_key(people[user_id].best[0])
-    return 1 + sum(1 for p in people.values() if _public_key(p.best[0]) < mine)
+    query = _rows_query(challenge, board).where(BoardEntry.id == entry.id)
+    return _rows(session, challenge, viewer, session.execute(query).all(), _rank(session, entry))[0]
 
 
-def top_users(session: Session, challenge: Challenge, n: int, people: dict[int, Student] | None = None) -> list[int]:
-    """Ids of the n best students on the public board, best first (one statement, none given people)."""
-    people = students(session, challenge.id) if people is None else people
-    best = sorted((p.best[0] for p in people.values()), key=_public_key)
-    return [e.user_id for e in best[:n]]
+def names(session: Session, owners: list[Owner], viewer: User | None) -> dict[Owner, str]:
+    """The names these competitors show under, for this viewer (a team's name, or a student's public name)."""
+    out: dict[Owner, str] = {}
+    user_ids = [i for k, i in owners if k == USER]
+    team_ids = [i for k, i in owners if k == TEAM]
+    if user_ids:
+        for user in session.scalars(select(User).where(User.id.in_(user_ids))):
+            out[(USER, user.id)] = display_name(user, viewer)
+    if team_ids:
+        for team_id, name in session.execute(select(Team.id, Team.name).where(Team.id.in_(team_ids))):
+            out[(TEAM, team_id)] = name
+    return out
 
 
-def history(session: Session, challenge: Challenge, user_ids: list[int] | None = None) -> list[tuple[int, datetime, float]]:
-    """(user_id, time, public score) of every eligible scored entry, oldest first, for charts; only these users if given.
+def top_owners(session: Session, challenge: Challenge, n: int) -> list[Owner]:
+    """The n best competitors on the public board, best first (reads n index entries)."""
+    return [tuple(r) for r in session.execute(select(BoardEntry.owner_kind, BoardEntry.owner_id)
+                                              .where(*_on(challenge.id, PUBLIC)).order_by(*_order()).limit(n))]
 
-    Charts of a few students should pass their ids: a whole class's history is every submission.
+
+def top_users(session: Session, challenge: Challenge, n: int) -> list[int]:
+    """Ids of the n best students on the public board of an individual challenge, best first."""
+    return [owner_id for _, owner_id in top_owners(session, challenge, n)]
+
+
+def progress(session: Session, challenge: Challenge, owners: list[Owner]) -> dict[Owner, list[tuple[datetime, float]]]:
+    """For each competitor, the points where its best public score improved, oldest first (for charts).
+
+    Reads these competitors' rows of board_progress (kept with the board): a few per competitor, however
+    long the class's history.
     """
-    query = (select(Score.user_id, Submission.created_at, Score.public_score)
-             .join(Submission, Submission.id == Score.submission_id)
-             .join(User, User.id == Score.user_id)
-             .where(*_eligible(challenge.id), User.disqualified_reason.is_(None))
-             .order_by(Submission.created_at, Submission.id))
-    if user_ids is not None:
-        query = query.where(Submission.user_id.in_(user_ids))
-    return [tuple(r) for r in session.execute(query).all()]
+    if not owners:
+        return {}
+    rows = session.execute(select(BoardProgress.owner_kind, BoardProgress.owner_id, BoardProgress.created_at,
+                                  BoardProgress.public_score)
+                           .where(BoardProgress.challenge_id == challenge.id, core_board.progress_of(owners))
+                           .order_by(BoardProgress.created_at, BoardProgress.submission_id)).all()
+    out: dict[Owner, list] = {o: [] for o in owners}
+    for r in rows:
+        out[(r.owner_kind, r.owner_id)].append((r.created_at, r.public_score))
+    return out
 
 
-def count_scored(session: Session, challenge_id: int) -> int:
-    """How many scored submissions a challenge has."""
-    return session.scalar(select(func.count()).select_from(Score).where(Score.challenge_id == challenge_id)) or 0
+def history(session: Session, challenge: Challenge, user_ids: list[int]) -> list[tuple[int, datetime, float]]:
+    """(user_id, time, public score) where each of these students' best public score improved, oldest first."""
+    points = progress(session, challenge, [(USER, u) for u in user_ids])
+    return sorted(((o[1], t, v) for o, line in points.items() for t, v in line), key=lambda p: p[1])
 
 
-def board_statements(challenge_id: int, revealed: bool) -> list:
-    """The SELECTs of a board, for EXPLAIN in the benchmark."""
-    if revealed:
-        return [_board_query(challenge_id, FINAL_PICKS), _finals_query(challenge_id)]
-    return [_board_query(challenge_id, 1)]
+def final_entries(session: Session, challenge: Challenge) -> dict[int, BoardEntry]:
+    """Each student's entry judged at the reveal (its private score is their final score), by user id.
+
+    In a team challenge every current member gets the team's entry.
+    """
+    entries = session.scalars(select(BoardEntry).where(*_on(challenge.id, PRIVATE))).all()
+    out = {e.owner_id: e for e in entries if e.owner_kind == USER}
+    teams = {e.owner_id: e for e in entries if e.owner_kind == TEAM}
+    if teams:
+        for team_id, user_id in session.execute(select(TeamMember.team_id, TeamMember.user_id)
+                                                .where(TeamMember.challenge_id == challenge.id)):
+            if team_id in teams:
+                out[user_id] = teams[team_id]
+    return out
+
+
+def board_statements(challenge: Challenge) -> list:
+    """The SELECTs of a board's first page, for EXPLAIN in the benchmark."""
+    return [_rows_query(challenge, board_of(challenge)).limit(DEFAULT_LIMIT),
+            select(func.count()).select_from(BoardEntry).where(*_on(challenge.id, board_of(challenge)))]

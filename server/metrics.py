@@ -7,15 +7,18 @@ The counters are totals over the rows that exist: an instructor's re-score moves
 """
 from __future__ import annotations
 
-from flask import Blueprint, Response
+import hmac
+import ipaddress
+
+from flask import Blueprint, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from sqlalchemy import case, extract, func, literal, select
 from sqlalchemy.orm import Session
 
-from server import states
-from server.models import Challenge, Submission, utcnow
-from server.services import db_session
+from podium.core import states
+from podium.core.models import Challenge, Submission, utcnow
+from podium.server.services import db_session, services
 
 metrics = Blueprint("metrics", __name__)
 
@@ -112,9 +115,21 @@ class _Collector:
         return collect(self.session)
 
 
+def may_scrape() -> bool:
+    """With PODIUM_METRICS_TOKEN: the request carries it as a Bearer token. Without: it comes from this host."""
+    token = services().settings.metrics_token
+    if token:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        return hmac.compare_digest(given.encode(), token.encode())
+    return ipaddress.ip_address(request.remote_addr or "0.0.0.0").is_loopback
+
+
 @metrics.get("/metrics")
 def scrape():
-    """Prometheus text exposition of Podium's queue, scoring and failure metrics."""
+    """Prometheus text exposition of Podium's queue, scoring and failure metrics (token or loopback only)."""
+    if not may_scrape():
+        return Response("metrics need 'Authorization: Bearer <PODIUM_METRICS_TOKEN>'\n", 401,
+                        {"WWW-Authenticate": 'Bearer realm="metrics"', "Content-Type": "text/plain"})
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Collector(db_session()))
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -7,10 +7,10 @@ from functools import cached_property
 from flask import current_app, g
 from sqlalchemy.orm import Session
 
-from podium.config import Settings
-from server.db import Database
-from server.storage import LocalStore, open_store
-from worker.celery_app import create_celery
+from podium.core.celery_app import create_celery
+from podium.core.config import Settings
+from podium.core.db import Database
+from podium.core.storage import LocalStore, open_store
 
 
 @dataclass

@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, selectinload
 
-from server import states
-from server.leaderboard import FINAL_PICKS
-from server.models import Challenge, Submission, User, utcnow
-from server.submissions import counts_against_limit
+from podium.core import board, states
+from podium.core.board import FINAL_PICKS
+from podium.core.models import Challenge, Submission, Team, User, utcnow
+from podium.server.lifecycle import ARCHIVED
+from podium.server.submissions import Competitor, day_bounds, find_competitor, usage
 
 
 class PickError(ValueError):
@@ -18,27 +19,46 @@ class PickError(ValueError):
 
 
 def my_submissions(session: Session, user: User, challenge: Challenge) -> list[Submission]:
-    """The user's submissions to a challenge, newest first, with their scores loaded."""
+    """The user's submissions to a challenge (all of their team's, in a team challenge), newest first, scores loaded."""
+    competitor = find_competitor(session, user, challenge)
+    owns = competitor.owns() if competitor is not None else and_(Submission.user_id == user.id,
+                                                                Submission.team_id.is_(None))
     return list(session.scalars(
-        select(Submission).options(selectinload(Submission.score))
-        .where(Submission.challenge_id == challenge.id, Submission.user_id == user.id)
+        select(Submission).options(selectinload(Submission.score), selectinload(Submission.user))
+        .where(Submission.challenge_id == challenge.id, owns)
         .order_by(Submission.id.desc())))
 
 
+def owner_of(sub: Submission) -> Competitor:
+    """The competitor a submission counts for: its team when it has one, else its uploader."""
+    return Competitor(sub.user_id, sub.team)
+
+
+def may_pick(session: Session, user: User, sub: Submission) -> bool:
+    """Its uploader picks a submission's final status; in a team, any current member does."""
+    mine = find_competitor(session, user, sub.challenge)
+    if sub.team_id is not None:
+        return mine is not None and mine.team_id == sub.team_id
+    return sub.user_id == user.id
+
+
 def set_final(session: Session, user: User, sub: Submission, final: bool) -> None:
-    """Mark (or unmark) one of the user's scored submissions as a final pick; at most FINAL_PICKS per challenge."""
-    if sub.user_id != user.id:
-        raise PickError("only your own submissions can be picked")
+    """Mark (or unmark) a scored submission as a final pick; at most FINAL_PICKS per student, or per team."""
+    if not may_pick(session, user, sub):
+        raise PickError("only your own (or your team's) submissions can be picked")
     if final and sub.status != states.SCORED:
         raise PickError("only scored submissions can be picked as final")
     if final and not sub.is_final:
+        owner = owner_of(sub)
+        owner.lock(session)  # two members picking at once cannot make three picks
         picked = session.scalar(select(func.count()).select_from(Submission).where(
-            Submission.user_id == user.id, Submission.challenge_id == sub.challenge_id,
-            Submission.is_final.is_(True)))
+            owner.owns(), Submission.challenge_id == sub.challenge_id, Submission.is_final.is_(True)))
         if picked >= FINAL_PICKS:
-            raise PickError(f"you already picked {FINAL_PICKS} final submissions; unpick one first")
+            whose = "your team already picked" if sub.team_id is not None else "you already picked"
+            raise PickError(f"{whose} {FINAL_PICKS} final submissions; unpick one first")
     sub.is_final = final
     session.flush()
+    board.refresh_submission(session, sub.id)
 
 
 @dataclass
@@ -68,12 +88,14 @@ def per_class(challenge: Challenge, sub: Submission) -> tuple[list[ClassResult],
 class Quota:
     """Where a student stands against a challenge's window and limits, for the page to show."""
 
-    phase: str  # "upcoming", "open" or "closed"
+    phase: str  # "upcoming", "open", "closed" or "archived"
     used_today: int
     daily_limit: int
     resets_at: datetime
     pending: int
     max_pending: int
+    team: Team | None = None
+    needs_team: bool = False
 
     @property
     def left_today(self) -> int:
@@ -81,12 +103,14 @@ class Quota:
 
     @property
     def can_submit(self) -> bool:
-        return self.phase == "open" and self.left_today > 0 and (not self.max_pending or self.pending < self.max_pending)
+        return not self.needs_team and self.phase == "open" and self.left_today > 0 and (not self.max_pending or self.pending < self.max_pending)
 
 
 def phase(challenge: Challenge, now: datetime | None = None) -> str:
-    """'upcoming' before opens_at, 'closed' from the deadline on, else 'open'."""
+    """'archived' for an archived challenge, 'upcoming' before opens_at, 'closed' from the deadline on, else 'open'."""
     now = now or utcnow()
+    if challenge.state == ARCHIVED:
+        return "archived"
     if challenge.opens_at and now < challenge.opens_at:
         return "upcoming"
     if challenge.deadline and now >= challenge.deadline:
@@ -95,13 +119,12 @@ def phase(challenge: Challenge, now: datetime | None = None) -> str:
 
 
 def quota(session: Session, user: User, challenge: Challenge, now: datetime | None = None) -> Quota:
-    """The same counts that server.submissions.check_limits enforces (UTC days; platform failures not counted)."""
+    """The same counts that podium.server.submissions.check_limits enforces (per team in a team challenge)."""
     now = now or utcnow()
-    day_start = datetime.combine(now.date(), time.min, tzinfo=timezone.utc)
-    base = select(func.count()).select_from(Submission).where(Submission.user_id == user.id,
-                                                              Submission.challenge_id == challenge.id)
-    used = session.scalar(base.where(Submission.created_at >= day_start, counts_against_limit())) or 0
-    pending = session.scalar(base.where(Submission.status.in_([states.QUEUED, states.RUNNING]))) or 0
+    _, resets_at = day_bounds(now)
+    competitor = find_competitor(session, user, challenge)
+    used, pending = usage(session, competitor, challenge, now) if competitor is not None else (0, 0)
     limit = 0 if user.is_instructor else challenge.daily_limit or 0
-    return Quota(phase(challenge, now), used, limit, day_start + timedelta(days=1), pending,
-                 0 if user.is_instructor else challenge.max_queued or 0)
+    return Quota(phase(challenge, now), used, limit, resets_at, pending,
+                 0 if user.is_instructor else challenge.max_queued or 0,
+                 team=competitor.team if competitor is not None else None, needs_team=competitor is None)

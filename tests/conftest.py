@@ -1,20 +1,49 @@
 """Shared fixtures: built bundles, tiny challenges, live stacks on SQLite or Postgres+Redis."""
 from __future__ import annotations
 
-import shutil
-import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from tests import live
+from tests.support import live
+from tests.support.browser import CHROMIUM, MISSING, REQUIRE_ENV, browser_required
+from tests.support.bundles import write_tiny_bundle
+from tests.support.devices import sandbox_pool
+from tests.support.live import require_postgres_and_redis
+
+_BROWSER_SKIPPED = pytest.StashKey[int]()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without chromium the browser tests are skipped under one reason, said once at the end; in CI it is an error."""
+    wanted = [item for item in items if item.get_closest_marker("browser")]
+    if not wanted or CHROMIUM.exists():
+        return
+    if browser_required():
+        raise pytest.UsageError(f"{len(wanted)} browser tests cannot run: {MISSING} ({REQUIRE_ENV} is set)")
+    for item in wanted:
+        item.add_marker(pytest.mark.skip(reason=MISSING))
+    config.stash[_BROWSER_SKIPPED] = len(wanted)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """The one line that says the browser tests were skipped, and how to run them."""
+    skipped = config.stash.get(_BROWSER_SKIPPED, 0)
+    if skipped:
+        terminalreporter.write_line(f"{skipped} browser tests skipped: {MISSING}", yellow=True, bold=True)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    """A started scoring pool on the test device (PODIUM_TEST_DEVICE), shared by the tests of one module."""
+    with sandbox_pool() as p:
+        yield p
 
 
 @pytest.fixture(scope="session")
 def bundles_dir(tmp_path_factory) -> Path:
     """The digits bundle built once per test session."""
-    from challenges.digits.build import build
+    from podium.challenges.digits.build import build
     root = tmp_path_factory.mktemp("bundles")
     build(root / "digits")
     return root
@@ -23,36 +52,6 @@ def bundles_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def digits_bundle(bundles_dir) -> Path:
     return bundles_dir / "digits"
-
-
-def write_tiny_bundle(root: Path, slug: str = "tiny", n: int = 120, classes: int = 3, public_fraction: float = 0.5,
-                      extra_toml: str = "", seed: int = 0) -> Path:
-    """A small, fast challenge: inputs [1, 8, 8], labels decided by which third of the image is bright."""
-    from podium.bundle import save_npz
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % classes
-    x = rng.random((n, 1, 8, 8), dtype=np.float32) * 0.2
-    for i, label in enumerate(y):
-        x[i, 0, :, label * 8 // classes:(label + 1) * 8 // classes] += 0.8
-    root.mkdir(parents=True, exist_ok=True)
-    labels = ", ".join(f'"c{i}"' for i in range(classes))
-    (root / "challenge.toml").write_text(textwrap.dedent(f"""\
-        slug = "{slug}"
-        title = "Tiny {slug}"
-        summary = "A small synthetic challenge for tests"
-        kind = "image"
-        labels = [{labels}]
-        input_shape = [1, 8, 8]
-        public_fraction = {public_fraction}
-        split_seed = 3
-        daily_limit = 1000
-        time_limit_s = 20
-        memory_limit_mb = 2048
-        """) + extra_toml)
-    (root / "data").mkdir(exist_ok=True)
-    save_npz(root / "data" / "test.npz", x, y.astype(np.int64))
-    save_npz(root / "data" / "train.npz", x, y.astype(np.int64))
-    return root
 
 
 @pytest.fixture
@@ -79,14 +78,6 @@ def sqlite_stack(tmp_path_factory, digits_bundle):
     stack = _stack(data / "var", [digits_bundle, tiny], {"alice": "student", "bob": "student", "prof": "instructor"})
     yield stack
     stack.stop()
-
-
-def require_postgres_and_redis():
-    """Skip with a clear message where the services are not reachable (they are in CI here)."""
-    if not live.postgres_available():
-        pytest.skip(f"PostgreSQL not reachable at {live.PG_ADMIN_URL}")
-    if not live.redis_available():
-        pytest.skip(f"Redis not reachable at {live.SHARED_REDIS}")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import base64
 import json
 import logging
 
-from worker.celery_app import SCORE_TASK
+from podium.core.celery_app import SCORE_TASK
 
 log = logging.getLogger(__name__)
 

@@ -7,12 +7,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from podium.modelcheck import ModelRejected, inspect_archive
-from server import states
-from server.models import Score, Submission, utcnow
-from server.queueing import enqueue
-from worker.runtime import WorkerRuntime
-from worker.scoring import Evaluation, evaluate
+from podium.core import states
+from podium.core.budgets import over_budget
+from podium.core.modelcheck import ModelRejected
+from podium.core.modelformat import inspect_model
+from podium.core.models import Score, Submission, utcnow
+from podium.core.queueing import enqueue
+from podium.worker.runtime import WorkerRuntime
+from podium.worker.scoring import Evaluation, evaluate
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,8 @@ class Job:
     max_model_mb: float
     queue: str | None
     queue_wait_s: float
+    max_params: int | None = None
+    max_mflops: float | None = None
 
 
 @dataclass
@@ -60,6 +64,11 @@ class Outcome:
     reason: str | None = None
     timings: dict = field(default_factory=dict)
     device: str | None = None
+    format: str | None = None
+    versions: dict = field(default_factory=dict)
+    kind: str = states.FAILURE_MODEL
+    # Submission columns the sandbox measured: format, params, flops_per_input, inference_ms, peak_memory_mb.
+    measured: dict = field(default_factory=dict)
 
 
 class InfrastructureError(Exception):
@@ -76,7 +85,8 @@ def load_job(session, submission_id: int, attempt: int) -> Job | None:
     return Job(submission_id=sub.id, attempt=sub.attempt, model_sha256=sub.model_sha256, test_sha256=c.test_sha256,
                num_classes=c.num_classes, metric=c.metric, public_fraction=c.public_fraction, split_seed=c.split_seed,
                time_limit_s=c.time_limit_s, memory_limit_mb=c.memory_limit_mb, max_model_mb=c.max_model_mb,
-               queue=c.queue, queue_wait_s=max(0.0, (utcnow() - since).total_seconds()))
+               queue=c.queue, queue_wait_s=max(0.0, (utcnow() - since).total_seconds()),
+               max_params=c.max_params, max_mflops=c.max_mflops)
 
 
 class Heartbeat:
@@ -108,7 +118,7 @@ class Heartbeat:
 
 def run_job(rt: WorkerRuntime, job: Job) -> Outcome:
     """Check the archive, run the model in a confined child, evaluate against the labels held here."""
-    from worker.sandbox import SandboxUnavailable  # the sandbox imports numpy/torch helpers lazily
+    from podium.worker.sandbox import SandboxUnavailable  # the sandbox imports numpy/torch helpers lazily
     t0 = time.perf_counter()
     try:  # missing blobs and an unreachable object store (StoreError is an OSError) are not the student's fault
         model_path = rt.store.local_path(job.model_sha256)
@@ -117,26 +127,46 @@ def run_job(rt: WorkerRuntime, job: Job) -> Outcome:
     except OSError as exc:
         raise InfrastructureError(str(exc)) from exc
     try:
-        inspect_archive(model_path, max_bytes=int(job.max_model_mb * MB))
+        fmt = inspect_model(model_path, max_bytes=int(job.max_model_mb * MB))
     except ModelRejected as exc:
         return Outcome(reason=exc.reason)
     try:
         result = rt.pool.run(model_path=str(model_path), inputs_path=str(inputs_path), inputs_key=job.test_sha256,
                              num_classes=job.num_classes, time_limit_s=job.time_limit_s,
-                             memory_limit_mb=rt.settings.scoring_memory_mb(job.memory_limit_mb))
+                             memory_limit_mb=rt.settings.scoring_memory_mb(job.memory_limit_mb),
+                             max_params=job.max_params, max_mflops=job.max_mflops)
     except SandboxUnavailable as exc:
         raise InfrastructureError(str(exc)) from exc
     timings = {"queue_wait_s": job.queue_wait_s, **{k: float(v) for k, v in result.timings.items()}}
+    measured = measured_columns(result, fmt)
+    found = {"device": result.device, "format": fmt, "versions": versions(fmt, rt.pool.health_report()),
+             "measured": measured}
+    # Over a budget beats every other outcome: the model never gets a score, whether or not it also failed.
+    budget = over_budget(params=measured["params"], flops_per_input=measured["flops_per_input"],
+                         max_params=job.max_params, max_mflops=job.max_mflops)
+    if budget:
+        return Outcome(reason=budget, timings=timings, kind=states.FAILURE_BUDGET, **found)
     if not result.ok:
-        return Outcome(reason=result.reason, timings=timings, device=result.device)
+        return Outcome(reason=result.reason, timings=timings, **found)
+    if (job.max_params or job.max_mflops) and (measured["params"] is None or measured["flops_per_input"] is None):
+        why = result.cost.get("error") or "the scoring child did not report them"
+        return Outcome(reason=f"this challenge has a cost budget, but the model's size could not be measured ({why})",
+                       timings=timings, kind=states.FAILURE_BUDGET, **found)
     if result.scores.shape[0] != labels.shape[0]:
         return Outcome(reason=f"output shape {list(result.scores.shape)}, expected [{labels.shape[0]}, {job.num_classes}]",
-                       timings=timings, device=result.device)
+                       timings=timings, **found)
     t_metric = time.perf_counter()
     evaluation = evaluate(result.scores, labels, public, job.metric, job.num_classes)
     timings["metric_s"] = time.perf_counter() - t_metric
     timings["worker_total_s"] = time.perf_counter() - t0
-    return Outcome(evaluation=evaluation, timings=timings, device=result.device)
+    return Outcome(evaluation=evaluation, timings=timings, **found)
+
+
+def measured_columns(result, fmt: str | None) -> dict:
+    """The submission columns a sandbox run fills (None where it could not measure); the format is the one the
+    worker read from the file's container, not the child's word."""
+    return {"format": fmt, "params": result.cost.get("params"), "flops_per_input": result.cost.get("flops_per_input"),
+            "inference_ms": result.inference_ms, "peak_memory_mb": result.peak_memory_mb if result.ok else None}
 
 
 def record(rt: WorkerRuntime, job: Job, outcome: Outcome) -> bool:
@@ -144,7 +174,8 @@ def record(rt: WorkerRuntime, job: Job, outcome: Outcome) -> bool:
     t0 = time.perf_counter()
     with rt.db.session() as s:
         if outcome.evaluation is None:
-            return states.fail(s, job.submission_id, outcome.reason or "scoring failed", attempt=job.attempt)
+            return states.fail(s, job.submission_id, outcome.reason or "scoring failed", kind=outcome.kind,
+                               attempt=job.attempt, **outcome.measured)
         sub = s.get(Submission, job.submission_id)
         if sub is None or sub.attempt != job.attempt or sub.status != states.RUNNING:
             return False
@@ -156,18 +187,27 @@ def record(rt: WorkerRuntime, job: Job, outcome: Outcome) -> bool:
         s.add(Score(submission_id=sub.id, challenge_id=sub.challenge_id, user_id=sub.user_id, metric=job.metric,
                     public_score=e.public_score, private_score=e.private_score, n_public=e.n_public,
                     n_private=e.n_private, public_per_class=e.public_per_class, public_confusion=e.public_confusion,
-                    timings=timings, device=outcome.device, versions=versions()))
-        if not states.finish_scored(s, job.submission_id, job.attempt):
+                    timings=timings, device=outcome.device, versions=outcome.versions or versions(outcome.format)))
+        if not states.finish_scored(s, job.submission_id, job.attempt, **outcome.measured):
             s.rollback()
             return False
         return True
 
 
-def versions() -> dict:
-    """Versions recorded with each score."""
+def versions(fmt: str | None = None, sandbox: dict | None = None) -> dict:
+    """The provenance recorded with each score: what scored it (podium, torch, CUDA; onnxruntime for ONNX) and the format.
+
+    sandbox: the scoring process's health report, whose versions are those that ran the model.
+    """
     import importlib.metadata as md
+
     import torch
-    return {"podium": md.version("podium"), "torch": torch.__version__, "cuda": torch.version.cuda}
+    sandbox = sandbox or {}
+    out = {"podium": md.version("podium"), "torch": sandbox.get("torch") or torch.__version__,
+           "cuda": torch.version.cuda, "format": fmt}
+    if fmt == "onnx":
+        out["onnxruntime"] = sandbox.get("onnxruntime") or md.version("onnxruntime")
+    return out
 
 
 def handle_infrastructure_error(rt: WorkerRuntime, job: Job, exc: Exception) -> str:
@@ -215,7 +255,7 @@ def hand_back(rt: WorkerRuntime, job: Job) -> bool:
 
 def grade(rt: WorkerRuntime, submission_id: int, attempt: int) -> str:
     """Grade one submission attempt; safe to call twice for the same message (idempotent)."""
-    from worker.shutdown import state as shutdown
+    from podium.worker.shutdown import state as shutdown
     lease_s = lease_seconds()
     with rt.db.session() as s:
         job = load_job(s, submission_id, attempt)
@@ -233,5 +273,8 @@ def grade(rt: WorkerRuntime, submission_id: int, attempt: int) -> str:
             return handle_infrastructure_error(rt, job, exc)
         written = record_with_retries(rt, job, outcome)
     status = "scored" if outcome.evaluation is not None else "failed"
+    if written and status == "scored":
+        from podium.worker.passback import after_scored
+        after_scored(rt.db, rt.celery, submission_id)
     log.info("submission %s attempt %s: %s%s", submission_id, attempt, status, "" if written else " (row moved on; dropped)")
     return status if written else "dropped"

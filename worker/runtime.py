@@ -8,12 +8,14 @@ from functools import cached_property
 
 import numpy as np
 
-from podium.config import Settings
-from podium.split import public_mask
-from server.db import Database
-from server.storage import open_store
+from podium.core.config import Settings
+from podium.core.db import Database
+from podium.core.split import public_mask
+from podium.core.storage import open_store
 
 log = logging.getLogger(__name__)
+
+NODE_ENV = "PODIUM_WORKER_NODE"  # the Celery node name, set by the worker's main process for its pool children
 
 
 class WorkerRuntime:
@@ -22,7 +24,8 @@ class WorkerRuntime:
     def __init__(self, settings: Settings, celery_app=None):
         self.settings = settings
         self.celery = celery_app
-        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        # "<node name>:<pid>": a restarted worker with the same node name knows the rows it held before.
+        self.name = f"{os.environ.get(NODE_ENV) or socket.gethostname()}:{os.getpid()}"
         self._labels: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
     @cached_property
@@ -35,8 +38,8 @@ class WorkerRuntime:
 
     @cached_property
     def pool(self):
-        from worker.sandbox import ScoringPool
-        pool = ScoringPool(log=log)
+        from podium.worker.sandbox import ScoringPool
+        pool = ScoringPool(log=log, allow_incomplete=self.settings.sandbox_allow_incomplete)
         pool.start()
         return pool
 

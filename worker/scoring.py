@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from podium import metrics
+from podium.core import metrics
 
 
 @dataclass

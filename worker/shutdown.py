@@ -4,7 +4,7 @@ Celery's warm shutdown (SIGTERM to the main process) already waits for the task 
 are added here. The main process forwards SIGTERM to the pool children holding a task, so a child learns of
 the shutdown however the signal was sent (`kill <pid>`, `docker stop`, systemd's control-group kill).
 A child busy grading then gets `grace_s` seconds to finish; after that it puts its row back in the
-queue as a new attempt (server.states.requeue, not counted as a retry) and exits, instead of being
+queue as a new attempt (podium.core.states.requeue, not counted as a retry) and exits, instead of being
 SIGKILLed by the supervisor with the row left running until its lease runs out.
 
 Idle children ignore SIGTERM (a process-group SIGTERM from systemd reaches them too): Celery's warm
@@ -20,7 +20,7 @@ import os
 import signal
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class Shutdown:
             self._previous = current
             signal.signal(signal.SIGTERM, self._on_sigterm)
 
-    def busy(self, hand_back: Callable[[], None]) -> "_Busy":
+    def busy(self, hand_back: Callable[[], None]) -> _Busy:
         """Context manager around one job; hand_back() runs if shutdown's grace ends before the job does."""
         return _Busy(self, hand_back)
 
@@ -136,19 +136,46 @@ def raise_flag() -> None:
         _flag.value = 1
 
 
+# A real-time signal: billiard's after_fork hands every classic termination signal (SIGHUP, SIGUSR1, SIGUSR2,
+# SIGALRM, ...) to its own handler, which exits with the signal's number as its status.
+LEAVE_SIGNAL = signal.SIGRTMIN + 3
+
+
+def _waiting_for_a_job(frame) -> bool:
+    """Whether the main thread, interrupted at frame, is inside billiard's wait for the next job."""
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "receive" and "billiard" in code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _leave_if_idle(signum, frame) -> None:
+    # Raised where billiard raises on its own stop sentinel (SystemExit in the wait for a job), so the child
+    # unwinds, releases the pool queue's lock and exits 0. A job that arrived meanwhile is left alone: the
+    # watch asks again once it is done.
+    if _flag is not None and _flag.value and state._hand_back is None and _waiting_for_a_job(frame):
+        raise SystemExit(0)
+
+
 def watch_flag() -> None:
     """In a pool child: leave as soon as the main process shuts down and no job is in hand."""
     if _flag is None:
         return
+    # Installed here, in worker_process_init: Celery and billiard reset only their own termination signals.
+    signal.signal(LEAVE_SIGNAL, _leave_if_idle)
+    main = threading.main_thread().ident
 
     def run():
-        while True:
+        while signal.getsignal(LEAVE_SIGNAL) is _leave_if_idle:  # not once the process is on its way out
             time.sleep(WATCH_S)
             if _flag.value and state._hand_back is None:
-                # Through billiard's SIGHUP handler (SystemExit in the main thread), so the child unwinds
-                # and releases the pool queue's lock; os._exit here left it taken and the main process hung.
-                os.kill(os.getpid(), signal.SIGHUP)
-                return
+                # To the main thread, so that its wait for a job is interrupted and the handler sees where it
+                # stands. A signal, not os._exit from this thread: os._exit could leave the pool queue's lock
+                # taken and the main process hung. billiard's SIGHUP handler would do, but exits with status
+                # 1, which Celery logs as an ERROR on every clean stop.
+                signal.pthread_kill(main, LEAVE_SIGNAL)
 
     threading.Thread(target=run, name="shutdown-watch", daemon=True).start()
 

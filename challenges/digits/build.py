@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from podium.bundle import building_dir, save_npz
+from podium.core.bundle.archive import building_dir, save_npz
 
 HERE = Path(__file__).resolve().parent
 TEST_PER_CLASS = 100
@@ -50,5 +50,6 @@ def build(dest: Path) -> Path:
         save_npz(work / "data" / "test.npz", x[test], y[test])
         save_npz(work / "data" / "train.npz", x[train], y[train])
         if (HERE / "starter").is_dir():
-            shutil.copytree(HERE / "starter", work / "starter", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            shutil.copytree(HERE / "starter", work / "starter",
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.npz", "*.pt", "*.pt2", "*.onnx"))
     return dest

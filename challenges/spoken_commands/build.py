@@ -4,6 +4,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -12,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from challenges.spoken_commands import augment, synth
-from podium import features
-from podium.bundle import building_dir, save_npz
+from podium.challenges.spoken_commands import augment, synth
+from podium.core import features
+from podium.core.bundle.archive import building_dir, save_npz
 
 HERE = Path(__file__).resolve().parent
 FEATURES_SOURCE = Path(features.__file__).resolve()
@@ -106,6 +107,16 @@ def render_shard(clips: list[dict], recipe: dict = features.DEFAULT_RECIPE) -> n
     return np.stack([render(engine, clip, recipe) for clip in clips])
 
 
+def _plain_signals() -> None:
+    """In a pool worker: the default SIGTERM and no SIGINT, not the handlers forked from the caller.
+
+    A stopping `podium demo` turns SIGTERM into an exception; inherited by a worker, it made the pool's
+    terminate() wait forever on a worker stuck writing its result, so the demo never stopped mid-build.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _render_all(clips: list[dict], recipe: dict, workers: int) -> np.ndarray:
     # Fixed shards, whatever the worker count: the same seed gives the same bytes on 1 or 16 workers.
     shards = [(clips[i : i + SHARD], recipe) for i in range(0, len(clips), SHARD)]
@@ -113,7 +124,7 @@ def _render_all(clips: list[dict], recipe: dict, workers: int) -> np.ndarray:
     # espeak, never torch; but forking a process with other Python threads can copy a held lock.
     if workers <= 1 or threading.active_count() > 1:
         return np.concatenate([render_shard(*shard) for shard in shards])
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
+    with multiprocessing.get_context("fork").Pool(workers, initializer=_plain_signals) as pool:
         return np.concatenate(pool.starmap(render_shard, shards, chunksize=1))
 
 
@@ -155,7 +166,7 @@ def _write_bundle(work: Path, spec: dict, recipe: dict, seed: int, n_train: int,
 def _copy_starter(target: Path) -> None:
     if target.exists():
         shutil.rmtree(target)
-    shutil.copytree(HERE / "starter", target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.npz", "*.pt"))
+    shutil.copytree(HERE / "starter", target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.npz", "*.pt", "*.pt2", "*.onnx"))
     # Byte-identical copy, so the kit computes exactly the features the grader used.
     shutil.copyfile(FEATURES_SOURCE, target / "features.py")
 

@@ -6,7 +6,7 @@ Create Date: 2026-11-25 15:21:03.622062
 """
 from alembic import op
 import sqlalchemy as sa
-import server.models
+import podium.core.models
 
 
 revision = '7ad1ceb77a17'
@@ -21,7 +21,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('join_code', sa.String(length=32), nullable=False),
-    sa.Column('created_at', server.models.UTCDateTime(), nullable=False),
+    sa.Column('created_at', podium.core.models.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('join_code')
     )
@@ -36,8 +36,8 @@ def upgrade() -> None:
     sa.Column('metric', sa.String(length=32), nullable=False),
     sa.Column('public_fraction', sa.Float(), nullable=False),
     sa.Column('split_seed', sa.Integer(), nullable=False),
-    sa.Column('opens_at', server.models.UTCDateTime(), nullable=True),
-    sa.Column('deadline', server.models.UTCDateTime(), nullable=True),
+    sa.Column('opens_at', podium.core.models.UTCDateTime(), nullable=True),
+    sa.Column('deadline', podium.core.models.UTCDateTime(), nullable=True),
     sa.Column('daily_limit', sa.Integer(), nullable=False),
     sa.Column('max_queued', sa.Integer(), nullable=False),
     sa.Column('max_model_mb', sa.Float(), nullable=False),
@@ -51,8 +51,8 @@ def upgrade() -> None:
     sa.Column('starter_sha256', sa.String(length=64), nullable=True),
     sa.Column('queue', sa.String(length=64), nullable=True),
     sa.Column('course_id', sa.Integer(), nullable=True),
-    sa.Column('revealed_at', server.models.UTCDateTime(), nullable=True),
-    sa.Column('created_at', server.models.UTCDateTime(), nullable=False),
+    sa.Column('revealed_at', podium.core.models.UTCDateTime(), nullable=True),
+    sa.Column('created_at', podium.core.models.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['course_id'], ['courses.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('slug')
@@ -67,7 +67,7 @@ def upgrade() -> None:
     sa.Column('alias', sa.String(length=64), nullable=True),
     sa.Column('course_id', sa.Integer(), nullable=True),
     sa.Column('disqualified_reason', sa.Text(), nullable=True),
-    sa.Column('created_at', server.models.UTCDateTime(), nullable=False),
+    sa.Column('created_at', podium.core.models.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['course_id'], ['courses.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('alias'),
@@ -78,9 +78,9 @@ def upgrade() -> None:
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('label', sa.String(length=100), nullable=False),
-    sa.Column('created_at', server.models.UTCDateTime(), nullable=False),
-    sa.Column('last_used_at', server.models.UTCDateTime(), nullable=True),
-    sa.Column('revoked_at', server.models.UTCDateTime(), nullable=True),
+    sa.Column('created_at', podium.core.models.UTCDateTime(), nullable=False),
+    sa.Column('last_used_at', podium.core.models.UTCDateTime(), nullable=True),
+    sa.Column('revoked_at', podium.core.models.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('token_hash')
@@ -93,7 +93,7 @@ def upgrade() -> None:
     sa.Column('challenge_id', sa.Integer(), nullable=False),
     sa.Column('requested_by', sa.Integer(), nullable=True),
     sa.Column('before', sa.JSON(), nullable=False),
-    sa.Column('created_at', server.models.UTCDateTime(), nullable=False),
+    sa.Column('created_at', podium.core.models.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['challenge_id'], ['challenges.id'], ),
     sa.ForeignKeyConstraint(['requested_by'], ['users.id'], ),
     sa.PrimaryKeyConstraint('id')
@@ -116,11 +116,11 @@ def upgrade() -> None:
     sa.Column('worker', sa.String(length=255), nullable=True),
     sa.Column('is_final', sa.Boolean(), nullable=False),
     sa.Column('disqualified_reason', sa.Text(), nullable=True),
-    sa.Column('created_at', server.models.UTCDateTime(), nullable=False),
-    sa.Column('enqueued_at', server.models.UTCDateTime(), nullable=True),
-    sa.Column('started_at', server.models.UTCDateTime(), nullable=True),
-    sa.Column('finished_at', server.models.UTCDateTime(), nullable=True),
-    sa.Column('lease_expires_at', server.models.UTCDateTime(), nullable=True),
+    sa.Column('created_at', podium.core.models.UTCDateTime(), nullable=False),
+    sa.Column('enqueued_at', podium.core.models.UTCDateTime(), nullable=True),
+    sa.Column('started_at', podium.core.models.UTCDateTime(), nullable=True),
+    sa.Column('finished_at', podium.core.models.UTCDateTime(), nullable=True),
+    sa.Column('lease_expires_at', podium.core.models.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['challenge_id'], ['challenges.id'], ),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], ),
     sa.PrimaryKeyConstraint('id')
@@ -149,7 +149,7 @@ def upgrade() -> None:
     sa.Column('timings', sa.JSON(), nullable=True),
     sa.Column('device', sa.String(length=32), nullable=True),
     sa.Column('versions', sa.JSON(), nullable=True),
-    sa.Column('created_at', server.models.UTCDateTime(), nullable=False),
+    sa.Column('created_at', podium.core.models.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['challenge_id'], ['challenges.id'], ),
     sa.ForeignKeyConstraint(['submission_id'], ['submissions.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], ),

@@ -15,16 +15,15 @@ import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Tuple
 
 import torch
 
-from redteam import craft
+from redteam import craft, craft_formats
 
 TIME_LIMIT = "ran longer than the"
 MEMORY = "used more than the"
 LOAD_FAILED = "the model failed to load"
-RECIPE = r"torch\.jit\.script"
+RECIPE = r"torch\.export\.save\(program"
 
 
 @dataclass
@@ -79,11 +78,11 @@ class SetstateTheft(torch.nn.Module):
         self.stolen = torch.zeros(n, dtype=torch.uint8)
 
     @torch.jit.export
-    def __getstate__(self) -> Tuple[str, int, int, bool]:
+    def __getstate__(self) -> tuple[str, int, int, bool]:
         return (self.path, self.n, self.c, self.training)
 
     @torch.jit.export
-    def __setstate__(self, state: Tuple[str, int, int, bool]) -> None:
+    def __setstate__(self, state: tuple[str, int, int, bool]) -> None:
         self.path, self.n, self.c, self.training = state[0], state[1], state[2], state[3]
         self.stolen = torch.from_file(self.path, size=self.n, dtype=torch.uint8)
 
@@ -388,12 +387,61 @@ def build_corpus(out_dir, t: Targets) -> list[Case]:
     add("legacy-pickled-module", RECIPE,
         lambda p: torch.save(torch.nn.Linear(3, 2), str(p), _use_new_zipfile_serialization=False))
     add("reduce-pickle", RECIPE, lambda p: p.write_bytes(craft.reduce_pickle(f"open('{t.canary_dir}/{t.token}-pickle', 'w')")))
-    add("garbage", r"not a zip", lambda p: p.write_bytes(os.urandom(1 << 16).replace(b"PK", b"pk")))
+    add("garbage", r"not a model Podium recognises", lambda p: p.write_bytes(os.urandom(1 << 16).replace(b"PK", b"pk")))
     add("empty", r"empty", lambda p: p.write_bytes(b""))
     add("non-torchscript-zip", r"no data\.pkl", lambda p: _plain_zip(p))
     add("zip-bomb", r"unpacks to|zip bomb", lambda p: _zip_bomb(p, 600 * 2**20))
     add("zip-bomb-lying-directory", LOAD_FAILED + "|" + MEMORY + r"|crashed while loading", lambda p: _lying_zip_bomb(p, 64 * 2**20))
+    cases += _exported_program_cases(add, t)
+    cases += _onnx_cases(add, t)
     return cases
+
+
+def _exported_program_cases(add, t: Targets) -> list[Case]:
+    """torch.export archives: Python through sympify, pickles in every pickled member, bombs, refused kinds."""
+    f = craft_formats
+    base = f.honest_pt2()
+    for name, (source, expect) in _python_cases(t).items():
+        if expect is not None and name != "load-result-channel-flood":  # the flood needs TorchScript's own frames
+            # torch.export.load wraps every Exception in its own: the probe reports through a BaseException.
+            source = source.replace('raise RuntimeError("probe "', 'raise KeyboardInterrupt("probe "')
+            add(f"pt2-sympify-{name[5:]}", expect, lambda p, s=source: p.write_bytes(f.python_at_load(base, s)))
+    write = _python_cases(t)["load-write-files"][0]
+    pickled = r"^the torch\.export archive holds pickled Python objects"
+    add("pt2-pickle-sample-inputs", pickled, lambda p: p.write_bytes(f.pickle_in_sample_inputs(base, write)))
+    add("pt2-pickle-weight", pickled, lambda p: p.write_bytes(f.pickle_in_weight(base, write)))
+    add("pt2-pickle-constant", pickled, lambda p: p.write_bytes(f.pickle_in_constant(base, write)))
+    add("pt2-opaque-object", r"pickled Python objects", lambda p: p.write_bytes(f.opaque_object(base, write)))
+    add("pt2-custom-object", r"pickled Python objects",
+        lambda p: p.write_bytes(f.opaque_object(base, write, prefix="custom_obj_")))
+    add("pt2-huge-declared-shape", LOAD_FAILED + "|" + MEMORY, lambda p: p.write_bytes(f.huge_declared_shape(base)))
+    add("pt2-zip-bomb", r"unpacks to|zip bomb", lambda p: p.write_bytes(f.zip_bomb(base, 600 * 2**20)))
+    add("pt2-zip-bomb-lying-directory", LOAD_FAILED + "|" + MEMORY + r"|crashed while loading",
+        lambda p: p.write_bytes(f.lying_zip_bomb(base, 64 * 2**20)))
+    add("pt2-aotinductor", r"AOTInductor package", lambda p: p.write_bytes(f.aoti_package(base)))
+    add("pt2-two-programs", r"holds 2 programs", lambda p: p.write_bytes(f.two_programs(base)))
+    return []
+
+
+def _onnx_cases(add, t: Targets) -> list[Case]:
+    """ONNX: external data (plain, relative to the zygote's working directory /, traversal, absolute, hidden in a
+    subgraph), huge shapes, nesting past protobuf's limit, operators no runtime here has."""
+    f = craft_formats
+    external = r"^the ONNX model keeps tensor .* in external data"
+    relative = os.path.relpath(t.labels_path, "/")  # ONNX Runtime would read this from the cwd, /
+    add("onnx-external-plain", external, lambda p: p.write_bytes(f.external_data("weights.bin")))
+    add("onnx-external-relative", external, lambda p: p.write_bytes(f.external_data(relative)))
+    add("onnx-external-traversal", external, lambda p: p.write_bytes(f.external_data("../" * 12 + "etc/passwd")))
+    add("onnx-external-absolute", external, lambda p: p.write_bytes(f.external_data(t.labels_path)))
+    add("onnx-external-in-subgraph", external, lambda p: p.write_bytes(f.external_data_in_subgraph(relative)))
+    add("onnx-huge-allocation", MEMORY, lambda p: p.write_bytes(f.huge_allocation()))
+    add("onnx-huge-declared-initializer", LOAD_FAILED + "|" + MEMORY,
+        lambda p: p.write_bytes(f.huge_declared_initializer()))
+    add("onnx-deeply-nested", LOAD_FAILED + r"|crashed while loading", lambda p: p.write_bytes(f.deeply_nested()))
+    add("onnx-unknown-domain", LOAD_FAILED + r".*com\.evil", lambda p: p.write_bytes(f.unknown_domain()))
+    add("onnx-custom-op", LOAD_FAILED + r".*(PyOp|ai\.onnx\.contrib)", lambda p: p.write_bytes(f.custom_op()))
+    add("onnx-fixed-batch", r"batch dimension is fixed at 1", lambda p: p.write_bytes(f.fixed_batch()))
+    return []
 
 
 def _plain_zip(path: Path) -> None:

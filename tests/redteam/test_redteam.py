@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
+from podium.core.modelformat import KERAS_RECIPE, RECIPES
 from redteam.corpus import FromFileTheft, SetstateTheft, build_corpus, labels_of, write_targets
-from worker.sandbox import ScoringPool
+from tests.support.devices import sandbox_pool
 
 TIME_LIMIT_S = 2.0
 MEMORY_MB = 512
@@ -59,7 +60,7 @@ def env(tmp_path_factory):
     targets = write_targets(root, token=token, tcp_port=tcp.getsockname()[1], udp_port=udp.getsockname()[1],
                             unix_path=unix_path)
     cases = build_corpus(root / "corpus", targets)
-    pool = ScoringPool(threads=1)
+    pool = sandbox_pool()
     pool.start()
     mtimes = {d: os.stat(d).st_mtime_ns for d in (targets.canary_dir, os.path.dirname(targets.labels_path), root)}
     try:
@@ -71,6 +72,13 @@ def env(tmp_path_factory):
         os.environ.pop("PODIUM_REDTEAM_SECRET", None)
         for s in (tcp, udp, unix, abstract):
             s.close()
+
+
+def _without_recipes(reason: str) -> str:
+    """The reason less Podium's own export recipes: what is left came from the model, and must stay short."""
+    for recipe in (*RECIPES.values(), KERAS_RECIPE):
+        reason = reason.replace(recipe, "")
+    return reason
 
 
 def _run(pool, t, path):
@@ -123,7 +131,7 @@ def test_corpus_is_contained(env, capfd):
             problems.append(f"{case.name}: scored, expected a failure matching {case.expect!r}")
         elif not re.search(case.expect, r.reason or ""):
             problems.append(f"{case.name}: reason {r.reason!r} does not match {case.expect!r}")
-        if r.reason and (t.secret in r.reason or len(r.reason) > 400):
+        if r.reason and (t.secret in r.reason or len(_without_recipes(r.reason)) > 400):
             problems.append(f"{case.name}: reason leaks or is too long: {r.reason[:80]!r}")
         if pool.health()["pid"] != zygote:
             problems.append(f"{case.name}: the zygote died")
@@ -196,3 +204,18 @@ def test_previous_scores_do_not_linger(env, tmp_path):
     thief.write_bytes(craft.python_at_load(memory_scan_source()))
     r = _run(pool, t, str(thief))
     assert not r.ok and r.reason.endswith("probe scan=LookupError"), r.reason
+
+
+@pytest.mark.parametrize("craft_name", ["python_at_load", "pickle_in_sample_inputs", "pickle_in_weight"])
+def test_pt2_payloads_do_run_without_the_sandbox(tmp_path, craft_name, monkeypatch):
+    # Control: torch.export.load runs Python from the file (sympify's eval, pickle fallbacks) in an ordinary process.
+    from redteam import craft_formats
+
+    monkeypatch.delenv("TORCH_FORCE_WEIGHTS_ONLY_LOAD", raising=False)
+    marker = tmp_path / "ran"
+    crafted = getattr(craft_formats, craft_name)(craft_formats.honest_pt2(), f"open({str(marker)!r}, 'w').close()")
+    try:
+        torch.export.load(io.BytesIO(crafted))
+    except Exception:
+        pass  # what the payload leaves behind need not load; it ran
+    assert marker.exists()

@@ -1,5 +1,5 @@
 """Scoring child processes and their confinement."""
 
-from worker.sandbox.pool import RunResult, SandboxUnavailable, ScoringPool
+from podium.worker.sandbox.pool import RunResult, SandboxUnavailable, ScoringPool
 
 __all__ = ["RunResult", "SandboxUnavailable", "ScoringPool"]

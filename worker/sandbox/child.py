@@ -6,70 +6,60 @@ the zygote beforehand, because after confinement no file can be opened.
 
 from __future__ import annotations
 
-import io
 import json
 import os
+import resource
 import socket
 import time
 
 import numpy as np
 import torch
 
-from worker.sandbox.batching import default_batch
-from worker.sandbox.confine import confine, limit_resources, vm_bytes
-from worker.sandbox.protocol import read_exact, write_frame
+from podium.core.budgets import over_budget
+from podium.core.cost import onnx_cost, torch_cost
+from podium.worker.sandbox.batching import default_batch
+from podium.worker.sandbox.confine import confine, limit_resources, vm_bytes
+from podium.worker.sandbox.loaders import ContractProblem, LoadedModel, OutputProblem, load_model
+from podium.worker.sandbox.protocol import read_exact, write_frame
 
 MAX_MESSAGE = 4000
 
 
-class _OutputProblem(Exception):
-    """The model ran but its output breaks the contract."""
-
-
-def _kind(obj) -> str:
-    if isinstance(obj, tuple):
-        return "a tuple"
-    if isinstance(obj, list):
-        return "a list"
-    if isinstance(obj, dict):
-        return "a dict"
-    return f"a {type(obj).__name__}"
-
-
-def signature_problem(model) -> str | None:
-    """Return why forward() cannot be called as forward(x), or None."""
-    try:
-        schema = model.forward.schema
-    except Exception:
-        return "the module has no scripted forward() method"
-    args = list(schema.arguments)[1:]  # drop self
-    required = [a for a in args if not a.has_default_value()]
-    if not args or len(required) > 1:
-        return f"forward() must take one argument (the input batch x), it takes {len(required)}"
-    return None
-
-
-def infer(model, x: np.ndarray, batch: int, device: str, num_classes: int) -> np.ndarray:
-    """Run forward over x in batches; return float32 scores [N, C] on the CPU."""
+def infer(model: LoadedModel, x: np.ndarray, batch: int, num_classes: int) -> np.ndarray:
+    """Run the model over x in batches; return float32 scores [N, C] on the CPU."""
     outs = []
     n = len(x)
-    with torch.inference_mode():
-        for i in range(0, n, batch):
-            xb = torch.from_numpy(x[i:i + batch])
-            if device != "cpu":
-                xb = xb.to(device)
-            out = model(xb)
-            if not isinstance(out, torch.Tensor):
-                raise _OutputProblem(f"forward() must return a single tensor, got {_kind(out)}")
-            if out.dim() != 2 or out.shape[0] != len(xb) or out.shape[1] != num_classes:
-                got = ", ".join(str(d) for d in out.shape)
-                if len(xb) == n:
-                    raise _OutputProblem(f"output shape [{got}], expected [{n}, {num_classes}]")
-                raise _OutputProblem(f"output shape [{got}] for a batch of {len(xb)} inputs, expected [{len(xb)}, {num_classes}]")
-            if out.is_complex() or out.dtype == torch.bool:
-                raise _OutputProblem(f"output dtype {out.dtype}, expected float scores")
-            outs.append(out.detach().to("cpu", torch.float32))
-    return torch.cat(outs).numpy() if outs else np.zeros((0, num_classes), np.float32)
+    for i in range(0, n, batch):
+        xb = x[i:i + batch]
+        out = model.run(xb)
+        if out.ndim != 2 or out.shape[0] != len(xb) or out.shape[1] != num_classes:
+            got = ", ".join(str(d) for d in out.shape)
+            if len(xb) == n:
+                raise OutputProblem(f"output shape [{got}], expected [{n}, {num_classes}]")
+            raise OutputProblem(f"output shape [{got}] for a batch of {len(xb)} inputs, expected [{len(xb)}, {num_classes}]")
+        outs.append(out)
+    return np.concatenate(outs) if outs else np.zeros((0, num_classes), np.float32)
+
+
+def measure(model: LoadedModel, x: np.ndarray) -> dict:
+    """The model's params and FLOPs per input (a torch model counted on its first input), or why they could not be
+    counted, whatever its format: the counting works on what the loader holds (module or ONNX bytes)."""
+    try:
+        if model.module is not None:
+            cost = torch_cost(model.module, x.shape[1:], device=model.device, example=torch.from_numpy(x[:1]))
+        else:
+            cost = onnx_cost(model.underlying, x.shape[1:])
+    except BaseException as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"[:MAX_MESSAGE]}
+    return {"params": cost.params, "flops_per_input": cost.flops_per_input}
+
+
+def _peak_memory_mb(device: str, base_kb: int) -> float:
+    """Memory the model needed: the GPU's peak allocation, or on a CPU how far the child's peak RSS rose
+    above where it stood before the model was read (the runtime's own footprint is not the model's)."""
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated(torch.device(device)) / 2**20
+    return max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_kb) / 1024
 
 
 def _read_all(fd: int) -> bytes:
@@ -108,14 +98,21 @@ def cuda_library_dirs() -> tuple[str, ...]:
     for base in site.getsitepackages():
         dirs.append(os.path.join(base, "nvidia"))
     dirs += ["/usr/local/cuda/lib64", "/usr/lib/x86_64-linux-gnu", "/usr/lib64"]
+    try:  # onnxruntime-gpu loads its CUDA provider library when the first ONNX session is made
+        import onnxruntime
+
+        if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+            dirs.append(os.path.join(os.path.dirname(onnxruntime.__file__), "capi"))
+    except ImportError:
+        pass
     return tuple(d for d in dirs if os.path.isdir(d))
 
 
 def _error(res_w: int, stage: str, exc: BaseException, **timings: float) -> None:
-    msg = f"{type(exc).__name__}: {exc}" if not isinstance(exc, _OutputProblem) else str(exc)
+    msg = str(exc) if isinstance(exc, OutputProblem) else f"{type(exc).__name__}: {exc}"
     # TorchScript puts the model's own message last, after its traceback.
     msg = msg[-MAX_MESSAGE:] if "Traceback of TorchScript" in msg else msg[:MAX_MESSAGE]
-    write_frame(res_w, {"event": "error", "stage": stage, "output": isinstance(exc, _OutputProblem), "message": msg,
+    write_frame(res_w, {"event": "error", "stage": stage, "output": isinstance(exc, OutputProblem), "message": msg,
                         **timings})
 
 
@@ -179,33 +176,44 @@ def spare(*, sock_fd: int, cache: dict, device: str, threads: int) -> None:
     else:
         x = cache[req["inputs_key"]]
     write_frame(sock_fd, {"event": "confined", "layers": layers, "confine_s": confine_s})
+    base_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats(torch.device(device))
     try:
         data = _read_all(model_fd)
-        model = torch.jit.load(io.BytesIO(data), map_location=device)
+        model = load_model(data, device=device, threads=threads)
         del data
-        model.eval()
+    except ContractProblem as exc:
+        write_frame(sock_fd, {"event": "error", "stage": "signature", "output": True, "message": str(exc)[:MAX_MESSAGE]})
+        return
     except BaseException as exc:
         _error(sock_fd, "load", exc, load_s=time.perf_counter() - t1)
         return
     t2 = time.perf_counter()
-    problem = signature_problem(model)
-    if problem:
-        write_frame(sock_fd, {"event": "error", "stage": "signature", "output": True, "message": problem})
+    found = {"format": model.format, "device": model.device}
+    write_frame(sock_fd, {"event": "stage", "stage": "forward", "load_s": t2 - t1, **found})
+    cost = measure(model, x)
+    t_cost = time.perf_counter()
+    write_frame(sock_fd, {"event": "cost", "format": model.format, "cost_s": t_cost - t2, **cost})
+    # The grader decides on the numbers; stopping here only spares the scoring pass of a model that cannot count.
+    if over_budget(params=cost.get("params"), flops_per_input=cost.get("flops_per_input"),
+                   max_params=req.get("max_params"), max_mflops=req.get("max_mflops")):
+        write_frame(sock_fd, {"event": "error", "stage": "budget", "output": False, "message": "over budget"})
         return
-    write_frame(sock_fd, {"event": "stage", "stage": "forward", "load_s": t2 - t1})
     num_classes = int(req["num_classes"])
     try:
         if req["op"] == "check":
-            arrays = [infer(model, x, len(x), device, num_classes), infer(model, x, 1, device, num_classes)]
+            arrays = [infer(model, x, len(x), num_classes), infer(model, x, 1, num_classes)]
         else:
-            arrays = [infer(model, x, int(req["batch_size"]), device, num_classes)]
+            arrays = [infer(model, x, int(req["batch_size"]), num_classes)]
     except BaseException as exc:
-        _error(sock_fd, "forward", exc, load_s=t2 - t1, inference_s=time.perf_counter() - t2)
+        _error(sock_fd, "forward", exc, load_s=t2 - t1, inference_s=time.perf_counter() - t_cost)
         return
     t3 = time.perf_counter()
     payload = b"".join(np.ascontiguousarray(a, dtype=np.float32).tobytes() for a in arrays)
     write_frame(sock_fd, {"event": "result", "shapes": [list(a.shape) for a in arrays], "load_s": t2 - t1,
-                          "inference_s": t3 - t2}, payload)
+                          "inference_s": t3 - t_cost, "peak_memory_mb": _peak_memory_mb(device, base_kb), **found},
+                payload)
 
 
 def main(**kwargs) -> None:

@@ -10,7 +10,7 @@ import ctypes
 import os
 import resource
 
-from worker.sandbox import landlock, seccomp_filter
+from podium.worker.sandbox import landlock, seccomp_filter
 
 NOBODY = 65534
 CLONE_NEWIPC = 0x08000000
@@ -18,6 +18,11 @@ CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
 _PR_SET_PDEATHSIG = 1
 _SIGKILL = 9
+# A drill, e.g. "landlock,seccomp": confinement then skips these layers as a host without them would (a gVisor
+# sandbox has no Landlock), so the refusal to score unconfined can be tried on any machine.
+DISABLE_ENV = "PODIUM_SANDBOX_DISABLE_LAYERS"
+DRILLABLE = ("landlock", "seccomp")
+DRILL = f"disabled by {DISABLE_ENV}"
 LAYERS = ("session", "stdio", "fds", "rlimits", "user", "namespaces", "landlock", "seccomp")
 
 
@@ -129,16 +134,28 @@ def confine(*, keep_fds: set[int], memory_limit_mb: int | None = None, cpu_s: fl
             limit_resources(base_vm=base_vm, memory_limit_mb=memory_limit_mb, cpu_s=cpu_s)
 
     _set(status, "rlimits", rlimits)
-    try:
-        abi = landlock.restrict_all(read_only)
-        status["landlock"] = f"ok (ABI {abi}" + (f", read-only: {', '.join(read_only)})" if read_only else ")")
-    except Exception as exc:
-        status["landlock"] = f"unavailable: {exc}"
-    try:
-        seccomp_filter.install()
-        status["seccomp"] = "ok"
-    except Exception as exc:
-        status["seccomp"] = f"unavailable: {type(exc).__name__}: {exc}"
+    drill = disabled_layers()
+    if "landlock" in drill:
+        status["landlock"] = f"unavailable: {DRILL}"
+    else:
+        try:
+            abi = landlock.restrict_all(read_only)
+            status["landlock"] = f"ok (ABI {abi}" + (f", read-only: {', '.join(read_only)})" if read_only else ")")
+        except Exception as exc:
+            status["landlock"] = f"unavailable: {exc}"
+    if "seccomp" in drill:
+        status["seccomp"] = f"unavailable: {DRILL}"
+    else:
+        try:
+            seccomp_filter.install()
+            status["seccomp"] = "ok"
+        except Exception as exc:
+            status["seccomp"] = f"unavailable: {type(exc).__name__}: {exc}"
     return status
+
+
+def disabled_layers() -> set[str]:
+    """Layers an operator switched off to rehearse a host that lacks them (PODIUM_SANDBOX_DISABLE_LAYERS)."""
+    return {name.strip() for name in os.environ.get(DISABLE_ENV, "").split(",") if name.strip() in DRILLABLE}
 
 

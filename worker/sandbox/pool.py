@@ -10,12 +10,13 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from podium.modelcheck import ModelRejected, check_batch_independence, check_scores, inspect_archive
-from worker.sandbox.protocol import ProtocolError, read_frame, write_frame
+from podium.core.modelcheck import ModelRejected, check_batch_independence, check_scores
+from podium.core.modelformat import inspect_model
+from podium.worker.sandbox.confine import DISABLE_ENV
+from podium.worker.sandbox.protocol import ProtocolError, read_frame, write_frame
 
 START_TIMEOUT_S = 120.0
 REPLY_MARGIN_S = 60.0
@@ -47,6 +48,23 @@ class RunResult:
     timings: dict[str, float]
     device: str
     confinement: dict = field(default_factory=dict)
+    format: str | None = None  # torchscript | exported_program | onnx, from the file's container (None: refused)
+    # What the child measured, also when the model then failed: params, flops_per_input, error (why not).
+    cost: dict = field(default_factory=dict)
+    peak_memory_mb: float | None = None
+
+    @property
+    def inference_ms(self) -> float | None:
+        """The scoring pass over the whole test set, in milliseconds (None unless it completed)."""
+        return self.timings.get("inference_s", 0.0) * 1000 if self.ok else None
+
+
+@dataclass
+class CheckReport:
+    """What `podium check` learns from a run: problems (empty = good) and what the child measured."""
+
+    problems: list[str]
+    cost: dict = field(default_factory=dict)
 
 
 def _default_threads() -> int:
@@ -59,25 +77,30 @@ def _default_threads() -> int:
 def scoring_env(threads: int, device: str | None) -> dict[str, str]:
     """The environment of the zygote and its children: only harmless variables, plus threading and malloc settings."""
     env = {k: v for k, v in os.environ.items() if k in ENV_KEEP}
-    root = str(Path(__file__).resolve().parents[2])
     # GOMP_SPINCOUNT: an idle OpenMP thread spins this long, then sleeps. Measured on 2 cores (starter CNN, 1000
     # images, batch 128, two threads, a warm loop): libgomp's default 60 ms on a quiet machine and 185 ms beside two
     # busy processes; OMP_WAIT_POLICY=PASSIVE (never spin) 72 / 185 ms; 10,000 spins 61 / 141 ms.
-    env.update(PYTHONPATH=root, PYTHONDONTWRITEBYTECODE="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+    if os.environ.get(DISABLE_ENV):
+        env[DISABLE_ENV] = os.environ[DISABLE_ENV]
+    env.update(PYTHONDONTWRITEBYTECODE="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                GOMP_SPINCOUNT="10000", GLIBC_TUNABLES=MALLOC_TUNABLES,
                PYTORCH_NVML_BASED_CUDA_CHECK="1", PODIUM_SANDBOX_THREADS=str(threads),
-               PODIUM_SANDBOX_DEVICE=device or "")
+               PODIUM_SANDBOX_DEVICE=device or "",
+               # torch.export.load retries a failed weights-only torch.load with full unpickling: never here.
+               TORCH_FORCE_WEIGHTS_ONLY_LOAD="1", ORT_DISABLE_TELEMETRY="1")
     return env
 
 
 class ScoringPool:
     """A warm zygote process that forks one confined child per model; thread-safe, one run at a time."""
 
-    def __init__(self, *, threads: int | None = None, device: str | None = None, log: logging.Logger | None = None):
+    def __init__(self, *, threads: int | None = None, device: str | None = None, log: logging.Logger | None = None,
+                 allow_incomplete: bool = False):
         """threads: torch threads per scoring child (default: the cores this process may use); device: "cpu",
-        "cuda" or None (cuda when present)."""
+        "cuda" or None (cuda when present); allow_incomplete: score even where a confinement layer is missing."""
         self.threads = threads or _default_threads()
         self.device = device
+        self.allow_incomplete = allow_incomplete
         self.log = log or log_default
         self._proc: subprocess.Popen | None = None
         self._sock: socket.socket | None = None
@@ -94,7 +117,7 @@ class ScoringPool:
             ours, theirs = socket.socketpair()
             try:
                 self._proc = subprocess.Popen(
-                    [sys.executable, "-m", "worker.sandbox.zygote", str(theirs.fileno())],
+                    [sys.executable, "-m", "podium.worker.sandbox.zygote", str(theirs.fileno()), str(os.getpid())],
                     pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                     env=scoring_env(self.threads, self.device), cwd="/", close_fds=True, start_new_session=True)
             finally:
@@ -117,8 +140,29 @@ class ScoringPool:
         self.log.info("scoring sandbox ready: pid %s, device %s, warm-up %.2f s, layers %s",
                       h.get("pid"), h.get("device"), h.get("warmup_s", 0.0), layers)
         if bad or unblocked or not h.get("ok"):
-            self.log.error("SANDBOX CONFINEMENT INCOMPLETE on this host: unavailable layers %s; not blocked: %s",
-                           bad, unblocked)
+            self.log.error("SANDBOX CONFINEMENT INCOMPLETE on this host: unavailable layers %s; not blocked: %s; %s",
+                           bad, unblocked, "scoring anyway (PODIUM_SANDBOX_ALLOW_INCOMPLETE)" if self.allow_incomplete
+                           else "refusing to score until it is fixed or PODIUM_SANDBOX_ALLOW_INCOMPLETE=1 is set")
+
+    def incomplete(self) -> str | None:
+        """Why this host's confinement is incomplete (None when every layer holds)."""
+        h = self._health
+        bad = {k: v for k, v in h.get("layers", {}).items() if not v.startswith(("ok", "skipped"))}
+        unblocked = sorted(k for k, v in h.get("blocked", {}).items() if not v)
+        if h.get("ok") and not bad and not unblocked:
+            return None
+        parts = [f"{k}: {v}" for k, v in sorted(bad.items())] + [f"not blocked: {k}" for k in unblocked]
+        return "; ".join(parts) or "the confinement probe failed"
+
+    def _refuse_unconfined(self) -> None:
+        problem = None if self.allow_incomplete else self.incomplete()
+        if problem:
+            raise SandboxUnavailable(f"SANDBOX CONFINEMENT INCOMPLETE on this worker ({problem}); it refuses to score "
+                                     "unconfined (the operator may set PODIUM_SANDBOX_ALLOW_INCOMPLETE=1)")
+
+    def health_report(self) -> dict:
+        """The last health report of the scoring process (versions, device, layers) without asking it again."""
+        return dict(self._health)
 
     def _alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None and self._sock is not None
@@ -161,7 +205,7 @@ class ScoringPool:
                 self._proc.wait()
             self._proc = None
 
-    def __enter__(self) -> "ScoringPool":
+    def __enter__(self) -> ScoringPool:
         self.start()
         return self
 
@@ -174,6 +218,8 @@ class ScoringPool:
             if not self._alive():
                 self.log.warning("scoring process not running; starting it")
                 self.start()
+            if header.get("op") in ("run", "check"):  # a student's model never runs under partial confinement
+                self._refuse_unconfined()
             try:
                 self._sock.settimeout(timeout_s)
                 write_frame(self._sock, header, payload)
@@ -210,35 +256,42 @@ class ScoringPool:
         return float(reply.get("inputs_s", 0.0))
 
     def run(self, *, model_path: str, inputs_path: str, inputs_key: str, num_classes: int, time_limit_s: float,
-            memory_limit_mb: int, batch_size: int | None = None, max_output_bytes: int | None = None) -> RunResult:
-        """Score the model on the inputs x of an npz (never its y); model failures come back as ok=False."""
+            memory_limit_mb: int, batch_size: int | None = None, max_output_bytes: int | None = None,
+            max_params: int | None = None, max_mflops: float | None = None) -> RunResult:
+        """Score the model on the inputs x of an npz (never its y); model failures come back as ok=False.
+
+        max_params / max_mflops: the challenge's budgets; a model over one is measured but not run on the inputs.
+        """
         t0 = time.perf_counter()
         device = self._health.get("device", "cpu")
         try:
-            inspect_archive(model_path, max_bytes=SAFETY_MAX_MODEL_BYTES)
+            fmt = inspect_model(model_path, max_bytes=SAFETY_MAX_MODEL_BYTES)
         except ModelRejected as exc:
             return RunResult(False, None, exc.reason, {"load_s": 0.0, "inference_s": 0.0, "transfer_s": 0.0,
                                                        "total_s": time.perf_counter() - t0}, device)
         header = {"op": "run", "model_path": os.path.abspath(model_path), "inputs_path": os.path.abspath(inputs_path),
                   "inputs_key": inputs_key, "num_classes": int(num_classes), "time_limit_s": float(time_limit_s),
-                  "memory_limit_mb": int(memory_limit_mb), "batch_size": batch_size, "max_output_bytes": max_output_bytes}
+                  "memory_limit_mb": int(memory_limit_mb), "batch_size": batch_size, "max_output_bytes": max_output_bytes,
+                  "max_params": max_params, "max_mflops": max_mflops}
         reply, body = self._request(header, b"", float(time_limit_s) + REPLY_MARGIN_S)
         timings = self._timings(reply, t0)
+        extra = {"confinement": reply.get("layers") or {}, "format": fmt, "cost": reply.get("cost") or {},
+                 "peak_memory_mb": reply.get("peak_memory_mb")}
         if not reply.get("ok"):
             return RunResult(False, None, reply.get("reason") or "scoring failed", timings, reply.get("device", device),
-                             reply.get("layers") or {})
+                             **extra)
         scores = np.frombuffer(body, dtype=np.float32).reshape(reply["shapes"][0]).copy()
         try:
             check_scores(scores, int(reply["n"]), int(num_classes))
         except ModelRejected as exc:
-            return RunResult(False, None, exc.reason, timings, reply["device"], reply.get("layers") or {})
-        return RunResult(True, scores, None, timings, reply["device"], reply.get("layers") or {})
+            return RunResult(False, None, exc.reason, timings, reply["device"], **extra)
+        return RunResult(True, scores, None, timings, reply["device"], **extra)
 
     @staticmethod
     def _timings(reply: dict, t0: float) -> dict[str, float]:
         t = {k: float(v) for k, v in reply.get("timings", {}).items()}
         t["total_s"] = time.perf_counter() - t0
-        inside = sum(t.get(k, 0.0) for k in ("inputs_s", "fork_s", "confine_s", "load_s", "inference_s"))
+        inside = sum(t.get(k, 0.0) for k in ("inputs_s", "fork_s", "confine_s", "load_s", "cost_s", "inference_s"))
         # Everything else: request and reply framing, result pipe, reaping; the sandbox's own cost.
         t["transfer_s"] = max(t["total_s"] - inside, 0.0)
         for k in ("load_s", "inference_s"):
@@ -248,17 +301,24 @@ class ScoringPool:
     def check(self, *, model_path: str, samples: np.ndarray, num_classes: int, time_limit_s: float,
               memory_limit_mb: int) -> list[str]:
         """Run the model on samples all at once and one at a time; return problems (empty = good)."""
+        return self.check_report(model_path=model_path, samples=samples, num_classes=num_classes,
+                                 time_limit_s=time_limit_s, memory_limit_mb=memory_limit_mb).problems
+
+    def check_report(self, *, model_path: str, samples: np.ndarray, num_classes: int, time_limit_s: float,
+                     memory_limit_mb: int) -> CheckReport:
+        """Like check(), and also what the child measured (params and FLOPs per input)."""
         try:
-            inspect_archive(model_path, max_bytes=SAFETY_MAX_MODEL_BYTES)
+            inspect_model(model_path, max_bytes=SAFETY_MAX_MODEL_BYTES)
         except ModelRejected as exc:
-            return [exc.reason]
+            return CheckReport([exc.reason])
         samples = np.ascontiguousarray(samples, dtype=np.float32)
         header = {"op": "check", "model_path": os.path.abspath(model_path), "samples_shape": list(samples.shape),
                   "num_classes": int(num_classes), "time_limit_s": float(time_limit_s),
                   "memory_limit_mb": int(memory_limit_mb)}
         reply, body = self._request(header, samples.tobytes(), float(time_limit_s) + REPLY_MARGIN_S)
+        cost = reply.get("cost") or {}
         if not reply.get("ok"):
-            return [reply.get("reason") or "the model could not be run"]
+            return CheckReport([reply.get("reason") or "the model could not be run"], cost)
         (s1, s2) = reply["shapes"]
         flat = np.frombuffer(body, dtype=np.float32)
         whole = flat[: s1[0] * s1[1]].reshape(s1)
@@ -274,4 +334,4 @@ class ScoringPool:
             p = check_batch_independence(whole, single)
             if p:
                 problems.append(p)
-        return problems
+        return CheckReport(problems, cost)

@@ -6,7 +6,7 @@ import json
 import os
 import socket
 
-from worker.sandbox.confine import LAYERS, confine
+from podium.worker.sandbox.confine import LAYERS, confine
 
 
 def _blocked(fn) -> bool:

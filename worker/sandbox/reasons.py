@@ -6,7 +6,9 @@ import re
 import signal
 
 MODEL_TEXT_LIMIT = 300
-_MEMORY_HINTS = ("can't allocate memory", "cannot allocate memory", "memoryerror", "bad_alloc", "out of memory")
+RECIPE_TEXT_LIMIT = 1500
+_MEMORY_HINTS = ("can't allocate memory", "cannot allocate memory", "memoryerror", "bad_alloc", "out of memory",
+                 "failed to allocate memory")  # the last: ONNX Runtime's
 _STAGE_WORDS = {None: "starting", "confined": "loading", "load": "loading", "forward": "running forward()"}
 
 
@@ -14,6 +16,13 @@ def cut(text: str, limit: int = MODEL_TEXT_LIMIT) -> str:
     """Make model-produced text safe to show: printable, one line, at most limit characters."""
     text = re.sub(r"[^\x20-\x7e]+", " ", str(text)).strip()
     text = re.sub(r"\s{2,}", " ", text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def cut_lines(text: str, limit: int = RECIPE_TEXT_LIMIT) -> str:
+    """Like cut(), but keeps line breaks and indentation: for reasons that end in a recipe."""
+    lines = [re.sub(r"[^\x20-\x7e]+", " ", ln).rstrip() for ln in str(text).split("\n")]
+    text = re.sub(r"\n{2,}", "\n", "\n".join(lines).strip())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -47,7 +56,9 @@ def from_error(frame: dict, *, memory_limit_mb: int) -> str:
     stage = frame.get("stage")
     if is_memory_message(message):
         return memory_limit(memory_limit_mb)
-    if frame.get("output") or stage == "signature":
+    if stage == "signature":
+        return cut_lines(message)
+    if frame.get("output"):
         return cut(message)
     if stage == "load":
         return f"the model failed to load: {model_message(message)}"

@@ -8,7 +8,7 @@ import signal
 import socket
 import time
 
-from worker.sandbox.protocol import FrameBuffer, ProtocolError
+from podium.worker.sandbox.protocol import FrameBuffer, ProtocolError
 
 
 def supervise(pid: int, res_r: int, control: socket.socket, deadline: float, cap: int) -> dict:  # noqa: C901
@@ -40,7 +40,7 @@ def supervise(pid: int, res_r: int, control: socket.socket, deadline: float, cap
         if left <= 0 and not out["exited"]:
             kill("time")
             left = 1.0
-        for fd, ev in poller.poll(max(left, 0.0) * 1000):
+        for fd, _ev in poller.poll(max(left, 0.0) * 1000):
             if fd == res_r:
                 try:
                     if frames.read_from(res_r) == 0:
@@ -92,5 +92,25 @@ def _note(out: dict, header: dict, payload: bytes) -> None:
     elif event == "stage" and out["stage"] is not None:
         out["stage"] = "forward" if header.get("stage") == "forward" else "load"
         out["load_s"] = header.get("load_s")
+        out["model_device"] = str(header.get("device"))[:16]  # untrusted: the zygote accepts only known devices
+    elif event == "cost" and out["stage"] is not None and "cost" not in out:
+        out["cost"] = _cost(header)
     elif event in ("result", "error"):
         out["result"] = (header, payload)
+
+
+FORMATS = ("torchscript", "exported_program", "onnx")
+
+
+def _count(v) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**62 else None
+
+
+def _cost(header: dict) -> dict:
+    """What the child measured, kept only where it is a plausible number (the child runs the student's code)."""
+    fmt = header.get("format")
+    error = header.get("error")
+    return {"format": fmt if fmt in FORMATS else None, "params": _count(header.get("params")),
+            "flops_per_input": _count(header.get("flops_per_input")),
+            "error": str(error)[:300] if error is not None else None,
+            "cost_s": header.get("cost_s")}

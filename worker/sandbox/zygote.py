@@ -1,8 +1,8 @@
 """The pre-warmed scoring process: imports torch once, then forks one confined child per request.
 
-Started as a fresh interpreter (`python -m worker.sandbox.zygote FD`), never
+Started as a fresh interpreter (`python -m podium.worker.sandbox.zygote FD`), never
 forked from the worker, so it holds no labels, secrets or broker connections.
-It speaks frames (worker.sandbox.protocol) on the socket FD.
+It speaks frames (podium.worker.sandbox.protocol) on the socket FD.
 """
 
 from __future__ import annotations
@@ -12,27 +12,32 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 import warnings
 
-
-from worker.sandbox import probe, reasons
-from worker.sandbox.batching import default_batch
-from worker.sandbox.inputs import InputsCache
-from worker.sandbox.protocol import FrameBuffer, ProtocolError, encode, read_frame, write_frame
-from worker.sandbox.supervise import reap, supervise
+from podium.worker.sandbox import probe, reasons
+from podium.worker.sandbox.batching import default_batch
+from podium.worker.sandbox.inputs import InputsCache
+from podium.worker.sandbox.protocol import FrameBuffer, ProtocolError, encode, read_frame, write_frame
+from podium.worker.sandbox.supervise import reap, supervise
 
 FRAME_SLACK = 64 * 1024
-def warm(threads: int) -> str:
-    """Import torch single-threaded and run a tiny scripted model once, so children import nothing."""
+def warm(threads: int) -> dict:
+    """Import torch single-threaded, load and run a tiny model of each format once, so children import nothing.
+
+    Returns the versions of torch, onnx and onnxruntime, for the health report and the provenance record.
+    """
     import io
 
+    import numpy as np
     import torch
 
     # Children forked after a multi-threaded op hang in an OpenMP barrier: stay at one thread here.
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
-    from worker.sandbox import child  # noqa: F401
+    from podium.core import cost
+    from podium.worker.sandbox import child
 
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
                               torch.nn.Flatten(), torch.nn.Linear(2 * 13 * 13, 3), torch.nn.Softmax(dim=1))
@@ -40,13 +45,24 @@ def warm(threads: int) -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit deprecation notices: noise in the worker's log
         torch.jit.save(torch.jit.script(net.eval()), buf)
-    buf.seek(0)
-    loaded = torch.jit.load(buf).eval()
+        buf.seek(0)
+        loaded = torch.jit.load(buf).eval()
     with torch.inference_mode():
         loaded(torch.zeros(2, 1, 28, 28)).to("cpu", torch.float32).numpy()
+    os.environ["ORT_DISABLE_TELEMETRY"] = "1"  # before onnxruntime is imported
+    from podium.worker.sandbox import loaders
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        versions = loaders.warm_up(threads)
+        # Counting (FlopCounterMode, ONNX shape inference) sets up its machinery on first use: here, not confined.
+        sample = np.zeros((1, 1, 28, 28), np.float32)
+        for data in (buf.getvalue(), loaders.tiny_exported_program(), loaders.tiny_onnx()):
+            child.measure(loaders.load_model(data, device="cpu", threads=threads), sample)
+        cost.warm_up()  # the shape folding a dynamic-batch ONNX export takes (tiny_onnx has no Reshape)
     # Model warnings would go to /dev/null anyway; "ignore" also spares the child a source-file lookup.
     warnings.simplefilter("ignore")
-    return torch.__version__
+    return versions
 
 
 def pick_device(requested: str | None) -> str:
@@ -86,7 +102,7 @@ class Zygote:
             theirs.close()
             raise
         if pid == 0:
-            from worker.sandbox import child
+            from podium.worker.sandbox import child
 
             child.main(sock_fd=theirs.detach(), cache=dict(self.cache.items), device=self.device,
                        threads=self.threads)
@@ -193,14 +209,20 @@ class Zygote:
         timings = {"inputs_s": inputs_s, "fork_s": fork_s, "confine_s": 0.0 if warm else confine_s,
                    "load_s": _num(out.get("load_s")), "inference_s": 0.0, "warm_child": 1.0 if warm else 0.0,
                    "child_prep_s": spare["fork_s"] + confine_s}
+        # ONNX runs on the CPU provider in a GPU worker unless onnxruntime-gpu is there: the child says which.
+        device = out.get("model_device") if out.get("model_device") in ("cpu", self.device) else self.device
+        cost = out.get("cost") or {}
+        timings["cost_s"] = _num(cost.pop("cost_s", None))
         reply = {"ok": False, "n": n, "layers": out.get("layers"), "timings": timings,
-                 "device": self.device, "maxrss_mb": out.get("maxrss_mb")}
+                 "device": device, "maxrss_mb": out.get("maxrss_mb"), "cost": cost}
         mem_mb = int(req["memory_limit_mb"])
         if out["result"] is not None:
             header, payload = out["result"]
             for key in ("load_s", "inference_s"):
                 if key in header:
                     timings[key] = _num(header[key])
+            if "peak_memory_mb" in header:
+                reply["peak_memory_mb"] = _num(header["peak_memory_mb"])
             if header.get("event") == "error":
                 reply["reason"] = reasons.from_error(header, memory_limit_mb=mem_mb)
                 return self._finish(reply, t0), b""
@@ -297,16 +319,33 @@ def _valid_shapes(shapes, parts: int, nbytes: int) -> bool:
     return total == nbytes
 
 
+def exit_with_parent(parent: int, interval_s: float = 0.2) -> threading.Thread:
+    """Leave at once when the worker `parent` that started this zygote is gone, even in the middle of the warm-up.
+
+    A watch rather than PR_SET_PDEATHSIG: the worker starts the zygote from a thread, and the kernel sends the
+    death signal when that thread ends, not the process. The worker passes its pid, since it may be gone before
+    this interpreter even runs. Forked children do not inherit the thread.
+    """
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        os._exit(0)
+
+    thread = threading.Thread(target=watch, name="podium-parent-watch", daemon=True)
+    thread.start()
+    return thread
+
+
 def main(argv: list[str]) -> int:
-    """Run the zygote on the socket fd given in argv[1]."""
+    """Run the zygote on the socket fd given in argv[1], for the worker whose pid is argv[2] (if given)."""
+    exit_with_parent(int(argv[2]) if len(argv) > 2 else os.getppid())
     sock = socket.socket(fileno=int(argv[1]))
     threads = int(os.environ.get("PODIUM_SANDBOX_THREADS", "1"))
     t0 = time.perf_counter()
-    torch_version = warm(threads)
+    versions = warm(threads)
     device = pick_device(os.environ.get("PODIUM_SANDBOX_DEVICE") or None)
     health = probe.run_probe(device=device)
-    health.update(pid=os.getpid(), device=device, threads=threads, torch=torch_version,
-                  warmup_s=time.perf_counter() - t0)
+    health.update(pid=os.getpid(), device=device, threads=threads, warmup_s=time.perf_counter() - t0, **versions)
     Zygote(sock, device, threads).serve(health)
     return 0
 

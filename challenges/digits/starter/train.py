@@ -1,13 +1,20 @@
 """Starter kit for digits: train a small CNN on 28x28 handwritten digits and export it for Podium.
 
-    python train.py                 # train, print validation accuracy, write model.pt
-    podium check model.pt --challenge digits
-    podium submit model.pt --challenge digits --wait
+    python train.py                 # train, print validation accuracy, write model.pt2 (torch.export)
+    podium check model.pt2 --challenge digits
+    podium submit model.pt2 --challenge digits --wait
+
+    python train.py --format onnx         # model.onnx instead (ONNX, scored with ONNX Runtime)
+    python train.py --format torchscript  # model.pt (TorchScript: still accepted, deprecated by PyTorch)
 """
 
 import argparse
+import contextlib
+import io
+import logging
 import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -86,17 +93,33 @@ def train(args) -> nn.Module:
     return model.eval()
 
 
-def export(model: nn.Module, out: Path) -> None:
-    """Save the model as TorchScript, the only format Podium accepts."""
-    scripted = torch.jit.script(model.eval())
-    torch.jit.save(scripted, str(out))
+FORMATS = {"pt2": "model.pt2", "onnx": "model.onnx", "torchscript": "model.pt"}
+
+
+def export(model: nn.Module, out: Path, fmt: str, example: torch.Tensor) -> None:
+    """Save the model in one of the formats Podium accepts, with a dynamic batch dimension."""
+    model = model.eval()
+    batch = {"x": {0: torch.export.Dim("batch")}}  # "x": forward()'s argument; any batch size B >= 1
+    if fmt == "pt2":  # what PyTorch recommends since TorchScript's deprecation
+        program = torch.export.export(model, (example,), dynamic_shapes=batch)
+        torch.export.save(program, str(out))
+    elif fmt == "onnx":
+        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():  # the exporter's progress
+            warnings.simplefilter("ignore", FutureWarning)  # and notices about torch's own internals
+            torch.onnx.export(model, (example,), str(out), dynamo=True, external_data=False, dynamic_shapes=batch)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.jit.save(torch.jit.script(model), str(out))
+        print("note: PyTorch has deprecated TorchScript; the default --format pt2 is what it recommends")
     print(f"wrote {out} ({out.stat().st_size / 2**20:.2f} MiB)")
 
 
 def check(out: Path, data: Path) -> None:
     """Run the grader's own checks on the export when Podium is installed."""
     try:
-        from podium.modelcheck import check_model_file
+        from podium.worker.localcheck import check_model_file
     except ImportError:
         print(f"podium is not installed here; run: podium check {out} --challenge {SLUG}")
         return
@@ -113,7 +136,9 @@ def main(argv=None) -> None:
     """Parse flags, train, export and check."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(HERE / "train.npz"), help="public training data (x, y)")
-    parser.add_argument("--out", default="model.pt", help="where to write the TorchScript model")
+    parser.add_argument("--format", choices=sorted(FORMATS), default="pt2",
+                        help="pt2 (torch.export, default), onnx, or torchscript")
+    parser.add_argument("--out", help="where to write the model (default: model.pt2, model.onnx or model.pt)")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -126,8 +151,10 @@ def main(argv=None) -> None:
     started = time.monotonic()
     model = train(args)
     print(f"training took {time.monotonic() - started:.0f} s")
-    out = Path(args.out)
-    export(model, out)
+    out = Path(args.out or FORMATS[args.format])
+    with np.load(args.data) as d:
+        example = torch.from_numpy(d["x"][:2].astype(np.float32))
+    export(model, out, args.format, example)
     check(out, Path(args.data))
 
 

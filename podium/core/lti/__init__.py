@@ -1,0 +1,1 @@
+"""LTI 1.3 pieces shared by the web app and the worker: tables, the tool's keys, service calls, passback rows."""

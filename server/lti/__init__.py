@@ -1,0 +1,1 @@
+"""LTI 1.3 on the web side: launch validation and sign-in, tool registration, frame origins, grade passback from the pages."""
