@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 
 from flask import Flask, g, render_template, request
@@ -84,7 +85,9 @@ class SqliteStorage(Storage):
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
         self.path = Path(uri.split(":///", 1)[1])  # podium+sqlite:////abs/path/throttle.sqlite
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
+        # Closed here, not left to the garbage collector: a sqlite3 connection is freed only by a cyclic collection,
+        # and its close then checkpoints and deletes the -wal and -shm files at some unforeseeable moment.
+        with closing(self._connect()) as db:
             db.execute("CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, value INTEGER NOT NULL, "
                        "expires_at REAL NOT NULL)")
 

@@ -102,6 +102,9 @@ def stop_on_signals() -> None:
         raise Stop(signal.Signals(signum).name)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, handler)
+    # Python leaves SIGINT ignored when it starts so (a script's `cmd &`, nohup under some shells): the demo
+    # stops on it all the same, as gunicorn and Celery do.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _kill_group(pid: int, sig: int) -> None:

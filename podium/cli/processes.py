@@ -81,4 +81,14 @@ def beat(settings: Settings, interval_s: float = 15.0, loglevel: str = "INFO") -
     app.set_current()
     app.conf.beat_schedule = {"podium-reaper": {"task": REAP_TASK, "schedule": interval_s}}
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app.Beat(loglevel=loglevel, schedule=str(settings.data_dir / "beat-schedule")).run()
+
+    class _StopOnHangup(app.Beat):
+        """Celery beat saves its schedule and stops on SIGTERM and SIGINT; Podium's beat on SIGHUP too."""
+
+        def install_sync_handler(self, service):
+            from celery import platforms
+            super().install_sync_handler(service)
+            # Set, not left to the default action: `nohup` or a script's `&` start the process with SIGHUP ignored.
+            platforms.signals["SIGHUP"] = platforms.signals["SIGTERM"]
+
+    _StopOnHangup(loglevel=loglevel, schedule=str(settings.data_dir / "beat-schedule")).run()

@@ -14,6 +14,7 @@ import requests
 
 from tests.support import live
 from tests.support.models import scripted_bytes, small_cnn
+from tests.support.processes import as_a_background_job
 
 
 def _podium_pids(data_dir: Path) -> list[int]:
@@ -39,8 +40,10 @@ def test_demo_end_to_end(tmp_path, digits_bundle):
                PYTHONUNBUFFERED="1")
     env.pop("PODIUM_DATABASE_URL", None)
     env.pop("PODIUM_BROKER_URL", None)
+    # Started as a script's background job (SIGINT ignored): Ctrl-C, sent below, must stop it all the same.
     demo = subprocess.Popen([sys.executable, "-m", "podium.cli", "demo", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=live.REPO)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=live.REPO,
+                            preexec_fn=as_a_background_job)
     lines: list[str] = []
     try:
         deadline = time.monotonic() + 240

@@ -14,7 +14,7 @@ import pytest
 
 from tests.support import live
 from tests.support.bundles import write_tiny_bundle
-from tests.support.processes import alive, assert_gone, descendants
+from tests.support.processes import alive, as_a_background_job, assert_gone, descendants
 
 SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
 GRACE_S = 10  # PODIUM_SHUTDOWN_GRACE_S for these processes
@@ -39,10 +39,12 @@ def port_is_free(port: int) -> bool:
 
 
 def start(args: list[str], env: dict, log: Path) -> subprocess.Popen:
-    """The verb in a session of its own, so the test's signal reaches its main process only."""
+    """The verb in a session of its own, so the test's signal reaches its main process only; started as a script's
+    background job, with SIGINT and SIGHUP ignored, the hardest case for stopping on them."""
     with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", "podium.cli", *args], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True, cwd=live.REPO)
+                                stderr=subprocess.STDOUT, start_new_session=True, cwd=live.REPO,
+                                preexec_fn=as_a_background_job)
 
 
 def stop_with(proc: subprocess.Popen, sig: int, log: Path) -> None:

@@ -2,8 +2,18 @@
 from __future__ import annotations
 
 import os
+import signal
 
 from tests.support import live
+
+
+def as_a_background_job() -> None:
+    """Popen's preexec_fn: start the child with SIGINT and SIGHUP ignored, as `nohup cmd &` in a script leaves them.
+
+    CI may run the suite so; a process must still stop on those signals then, not only from a terminal.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
 def descendants(pid: int) -> set[int]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 
 import pytest
 from kombu import Connection
@@ -24,7 +25,7 @@ def test_broker_file_is_in_wal_mode_and_delivers_a_message_once(broker):
     channel = conn.default_channel
     queue = conn.SimpleQueue("podium", channel=channel)
     queue.put({"submission_id": 7, "attempt": 1})
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     message = queue.get(timeout=5)
     assert message.payload == {"submission_id": 7, "attempt": 1}
@@ -38,7 +39,7 @@ def test_an_empty_poll_takes_no_write_lock(broker):
     conn, path = broker
     channel = conn.default_channel
     conn.SimpleQueue("podium", channel=channel).close()
-    with sqlite3.connect(path, timeout=0.1) as other:
+    with closing(sqlite3.connect(path, timeout=0.1)) as other:
         other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
         with pytest.raises(Empty):
             channel._get("podium")  # the stock transport would wait for the lock here
