@@ -23,8 +23,8 @@ RUN useradd --create-home --uid 10001 podium
 WORKDIR /app
 
 # torch first, from the index that matches the image (CPU or CUDA), at exactly the version pyproject.toml pins;
-# then the package itself with exactly the dependencies pyproject.toml declares.
-COPY pyproject.toml README.md ./
+# then the package itself with the dependencies pyproject.toml declares, at the versions constraints.txt pins.
+COPY pyproject.toml README.md constraints.txt ./
 RUN pip install --index-url "$TORCH_INDEX_URL" \
       "$(python -c "import tomllib; print(next(d for d in tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'] if d.replace(' ', '').startswith('torch=')))")"
 COPY podium ./podium
@@ -34,7 +34,7 @@ COPY challenges ./challenges
 COPY migrations ./migrations
 # A regular (non-editable) install: migrations and templates ship inside the package, and the sources are
 # removed so nothing imports from /app by accident.
-RUN pip install . \
+RUN pip install -c constraints.txt . \
  && rm -rf /app/podium /app/server /app/worker /app/challenges /app/migrations /app/build \
  && mkdir -p /var/lib/podium \
  && chown podium:podium /var/lib/podium

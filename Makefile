@@ -4,12 +4,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast test-slow lint venv bench clean
+.PHONY: demo test test-fast test-slow lint venv bench clean constraints
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade --quiet pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -33,6 +33,13 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.run
+
+# After a dependency change in pyproject.toml: pin what a fresh venv resolves to, once the suite passes on it.
+constraints:
+	rm -rf /tmp/podium-constraints && $(PYTHON) -m venv /tmp/podium-constraints
+	/tmp/podium-constraints/bin/pip install --quiet -e '.[dev]'
+	{ sed -n '1,2p' constraints.txt; /tmp/podium-constraints/bin/pip freeze --exclude-editable | sed 's/+cpu$$//'; } > constraints.new
+	mv constraints.new constraints.txt && rm -rf /tmp/podium-constraints
 
 clean:
 	rm -rf var .pytest_cache test-artifacts

@@ -24,6 +24,10 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 5000, workers
                                "worker_class": worker, "timeout": 120, "graceful_timeout": 10,
                                "accesslog": os.environ.get("PODIUM_ACCESS_LOG"), "loglevel": "info"}.items():
                 self.cfg.set(key, value)
+            if "control_socket_disable" in self.cfg.settings:
+                # gunicorn 25+ opens a control socket at one path per user (~/.gunicorn/gunicorn.ctl), which
+                # every server on the host would share; Podium does not use it.
+                self.cfg.set("control_socket_disable", True)
 
         def load(self):
             return create_app(settings)
