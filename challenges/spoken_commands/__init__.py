@@ -1,1 +1,1 @@
-"""The bundled spoken-commands keyword-spotting challenge (synthesised with espeak-ng)."""
+"""The bundled spoken-commands keyword-spotting challenge (synthesised with espeak-ng). May import podium.core only."""

@@ -11,6 +11,7 @@ from podium.core.lti import keys
 from podium.core.lti.models import LtiResourceLink
 from podium.core.lti.services import ServiceError, fetch_roster
 from podium.core.models import Challenge
+from podium.server.lookup import challenge_or_404
 from podium.server.lti import grades
 from podium.server.lti.frames import LTI_SESSION, FrameOrigins, LtiSessionInterface, allow_lms_frames
 from podium.server.lti.launch import STATE_COOKIE, STATE_TTL, JwksClients, LaunchError, begin_login, validate_launch
@@ -18,6 +19,7 @@ from podium.server.lti.provision import import_roster, provision
 from podium.server.lti.registry import list_platforms, tool_urls
 from podium.server.services import db_session, services
 from podium.server.web.auth import begin_session, exempt_from_csrf, instructor_required, session_user
+from podium.server.web.forms import apply_change
 
 log = logging.getLogger("podium.lti")
 
@@ -107,18 +109,12 @@ def home():
 @instructor_required
 def roster(link_id: int):
     """Import the course roster from the LMS (Names and Role Provisioning Services)."""
-    db = db_session()
-    rlink = db.get(LtiResourceLink, link_id)
+    rlink = db_session().get(LtiResourceLink, link_id)
     if rlink is None:
         abort(404)
-    try:
-        students, instructors = import_roster(db, rlink, fetch_roster(db, rlink))
-    except ServiceError as exc:
-        db.rollback()
-        flash(f"Roster import failed: {exc}", "error")
-    else:
-        db.commit()
-        flash(f"Imported {students} students and {instructors} instructors from the LMS.", "ok")
+    apply_change(lambda db: import_roster(db, rlink, fetch_roster(db, rlink)), ServiceError,
+                 done=lambda counts: f"Imported {counts[0]} students and {counts[1]} instructors from the LMS.",
+                 refused_prefix="Roster import failed: ")
     return redirect(url_for("lti_admin.home"), code=303)
 
 
@@ -127,9 +123,7 @@ def roster(link_id: int):
 def send_again(slug: str, link_id: int):
     """Send a student's score to the LMS again."""
     db = db_session()
-    challenge = db.scalar(select(Challenge).where(Challenge.slug == slug))
-    if challenge is None:
-        abort(404)
+    challenge = challenge_or_404(db, slug)
     if grades.send_again(db, services().celery, challenge, link_id):
         flash("Score queued for the LMS.", "ok")
     else:

@@ -492,3 +492,27 @@ def test_a_pending_passback_whose_task_was_lost_is_published_again(tool, platfor
         assert deliver(s, row_id)
     assert resend_lost(tool.db, broker, now=later) == 0
     assert platform.scores[-1]["body"]["scoreGiven"] == 0.8
+
+
+def test_send_again_on_a_failed_passback_row(tool, platform, browser):
+    """The dashboard shows a failed passback with its error; Send again queues that row, and it then reaches the LMS."""
+    launch(browser_session(), platform, tool.url, platform.claims("stu-1"))
+    student = user_of(tool.db, "stu-1")
+    platform.score_failures = 1
+    assert send_all(tool, student.id, 0.42) == [False]
+    launch(browser, platform, tool.url, platform.claims("prof-1", "Instructor"))
+    board_page = browser.get(tool.url + "/instructor/challenges/cnn-1").text
+    assert 'id="lti-passback"' in board_page and "failed" in board_page and "HTTP 500" in board_page
+    with tool.db.session() as s:
+        link_id = s.scalar(select(LtiLaunchLink.id).where(LtiLaunchLink.user_id == student.id))
+        row_id = s.scalar(select(LtiPassback.id))
+    done = browser.post(f"{tool.url}/instructor/lti/challenges/cnn-1/passback/{link_id}",
+                        data={"csrf_token": csrf_of(board_page)})
+    assert "Score queued for the LMS." in done.text
+    with tool.db.session() as s:
+        assert s.get(LtiPassback, row_id).status == "pending"
+        assert deliver(s, row_id) is True                  # what the queued task does
+    assert [sc["body"]["scoreGiven"] for sc in platform.scores] == [0.42]
+    missing = browser.post(f"{tool.url}/instructor/lti/challenges/no-such/passback/{link_id}",
+                           data={"csrf_token": csrf_of(board_page)})
+    assert missing.status_code == 404

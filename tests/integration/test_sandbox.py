@@ -135,6 +135,13 @@ def test_batch_size_does_not_change_scores(pool, data, tmp_path):
     np.testing.assert_allclose(a.scores, b.scores, rtol=1e-4, atol=1e-5)
 
 
+def test_grader_refuses_scores_that_depend_on_the_batch(pool, data, tmp_path):
+    """The grader applies podium check's batch rule: the first inputs scored alone must match their batched rows."""
+    r = _run(pool, data, _save(tmp_path, BatchMixing(), "mix"))
+    assert not r.ok and r.scores is None
+    assert r.reason.startswith("scores change with the batch size") and "each sample on its own" in r.reason
+
+
 def test_timeout(pool, data, tmp_path):
     t0 = time.monotonic()
     r = _run(pool, data, _save(tmp_path, Forever(), "forever"), time_limit_s=1.5)

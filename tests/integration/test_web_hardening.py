@@ -190,7 +190,7 @@ def test_failed_password_changes_are_throttled(room):
 
 
 def test_an_unknown_username_costs_a_password_hash_like_a_known_one(room, monkeypatch):
-    """Timing: the failure path hashes once whether the user exists or not (measured in bench/RESULTS.md)."""
+    """Timing: the failure path hashes once whether the user exists or not (measured by python -m bench.login_timing)."""
     import podium.server.auth as auth
     calls = []
     real = auth.check_password_hash

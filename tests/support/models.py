@@ -137,9 +137,9 @@ def slow_model(seconds: float, classes: int = 3) -> bytes:
 
     Calibrated on what a scoring child does with a freshly loaded model, through the child's own functions:
     the cost measurement (a FlopCounterMode pass at batch 1, which runs this loop about 20x slower than
-    plain), then the scoring pass (one batch for the small test challenges).
+    plain), then the scoring pass (one batch for the small test challenges, and two inputs again one at a time).
     """
-    from podium.worker.sandbox.child import infer, measure
+    from podium.worker.sandbox.child import measure, score
     from podium.worker.sandbox.loaders import load_model
 
     probe_bytes = scripted_bytes(Sleeper(0.5, classes))
@@ -152,7 +152,7 @@ def slow_model(seconds: float, classes: int = 3) -> bytes:
                 probe = load_model(probe_bytes, device="cpu", threads=1)
             t0 = time.perf_counter()
             measure(probe, x)
-            infer(probe, x, len(x), classes)
+            score(probe, x, len(x), classes)
             times.append(time.perf_counter() - t0)
         per_unit = min(times) / 0.5
     finally:

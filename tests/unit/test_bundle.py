@@ -127,6 +127,7 @@ SPEC_REFUSALS = [
     ({**BASE, "slug": "x"}, "key 'slug'"),
     ({**BASE, "slug": 12}, "key 'slug' must be a string"),
     ({**BASE, "title": ""}, "key 'title' must not be empty"),
+    ({**BASE, "title": "T" * 201}, "key 'title' has 201 characters, at most 200 are allowed"),
     ({**BASE, "kind": "video"}, "key 'kind'"),
     ({**BASE, "labels": []}, "key 'labels'"),
     ({**BASE, "labels": ["a", "b", "a"]}, "key 'labels' has duplicates: a"),

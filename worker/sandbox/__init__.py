@@ -1,4 +1,7 @@
-"""Scoring child processes and their confinement."""
+"""Scoring child processes and their confinement.
+
+May import podium.core only (the model checks and cost counting); the grader above it is podium.worker.
+"""
 
 from podium.worker.sandbox.pool import RunResult, SandboxUnavailable, ScoringPool
 

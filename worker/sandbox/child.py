@@ -41,6 +41,20 @@ def infer(model: LoadedModel, x: np.ndarray, batch: int, num_classes: int) -> np
     return np.concatenate(outs) if outs else np.zeros((0, num_classes), np.float32)
 
 
+ONE_BY_ONE_INPUTS = 2  # scored again alone after a batched pass: scores must not depend on the batch
+
+
+def score(model: LoadedModel, x: np.ndarray, batch: int, num_classes: int) -> list[np.ndarray]:
+    """The grader's pass: scores [N, C] in batches, and the first inputs scored again one at a time.
+
+    The second array is what podium.core.modelcheck.check_batch_independence compares with the first rows, the
+    rule `podium check` applies to all its samples; empty when the pass did not batch.
+    """
+    scores = infer(model, x, batch, num_classes)
+    alone = x[:ONE_BY_ONE_INPUTS] if batch > 1 and len(x) > 1 else x[:0]
+    return [scores, infer(model, alone, 1, num_classes)]
+
+
 def measure(model: LoadedModel, x: np.ndarray) -> dict:
     """The model's params and FLOPs per input (a torch model counted on its first input), or why they could not be
     counted, whatever its format: the counting works on what the loader holds (module or ONNX bytes)."""
@@ -205,7 +219,7 @@ def spare(*, sock_fd: int, cache: dict, device: str, threads: int) -> None:
         if req["op"] == "check":
             arrays = [infer(model, x, len(x), num_classes), infer(model, x, 1, num_classes)]
         else:
-            arrays = [infer(model, x, int(req["batch_size"]), num_classes)]
+            arrays = score(model, x, int(req["batch_size"]), num_classes)
     except BaseException as exc:
         _error(sock_fd, "forward", exc, load_s=t2 - t1, inference_s=time.perf_counter() - t_cost)
         return

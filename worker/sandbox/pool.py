@@ -280,12 +280,16 @@ class ScoringPool:
         if not reply.get("ok"):
             return RunResult(False, None, reply.get("reason") or "scoring failed", timings, reply.get("device", device),
                              **extra)
-        scores = np.frombuffer(body, dtype=np.float32).reshape(reply["shapes"][0]).copy()
+        scores, alone = _two_arrays(reply, body)
         try:
             check_scores(scores, int(reply["n"]), int(num_classes))
+            check_scores(alone, len(alone), int(num_classes))
         except ModelRejected as exc:
             return RunResult(False, None, exc.reason, timings, reply["device"], **extra)
-        return RunResult(True, scores, None, timings, reply["device"], **extra)
+        problem = check_batch_independence(scores[: len(alone)], alone, reply["device"])
+        if problem:
+            return RunResult(False, None, problem, timings, reply["device"], **extra)
+        return RunResult(True, scores.copy(), None, timings, reply["device"], **extra)
 
     @staticmethod
     def _timings(reply: dict, t0: float) -> dict[str, float]:
@@ -319,10 +323,7 @@ class ScoringPool:
         cost = reply.get("cost") or {}
         if not reply.get("ok"):
             return CheckReport([reply.get("reason") or "the model could not be run"], cost)
-        (s1, s2) = reply["shapes"]
-        flat = np.frombuffer(body, dtype=np.float32)
-        whole = flat[: s1[0] * s1[1]].reshape(s1)
-        single = flat[s1[0] * s1[1]:].reshape(s2)
+        whole, single = _two_arrays(reply, body)
         problems = []
         for scores in (whole, single):
             try:
@@ -331,7 +332,14 @@ class ScoringPool:
                 problems.append(exc.reason)
                 break
         if not problems:
-            p = check_batch_independence(whole, single)
+            p = check_batch_independence(whole, single, reply.get("device", "cpu"))
             if p:
                 problems.append(p)
         return CheckReport(problems, cost)
+
+
+def _two_arrays(reply: dict, body: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """The two float32 arrays of a scoring child's result, as its reply's shapes say (the zygote checked them)."""
+    (s1, s2) = reply["shapes"]
+    flat = np.frombuffer(body, dtype=np.float32)
+    return flat[: s1[0] * s1[1]].reshape(s1), flat[s1[0] * s1[1]:].reshape(s2)

@@ -173,7 +173,7 @@ class Zygote:
         except Exception as exc:
             return {"ok": False, "infra": f"cannot read test inputs: {type(exc).__name__}: {exc}"}, b""
         req["batch_size"] = int(req.get("batch_size") or default_batch(self.device, math.prod(shape[1:])))
-        parts = 2 if req["op"] == "check" else 1
+        parts = 2  # check: batched and one at a time; run: the scores and a few inputs scored again alone
         expected = parts * n * int(req["num_classes"]) * 4
         cap = int(req.get("max_output_bytes") or expected) + FRAME_SLACK
         try:

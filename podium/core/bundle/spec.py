@@ -13,6 +13,7 @@ from podium.core.metrics import METRICS
 KINDS = ("image", "spectrogram", "other")
 DEVICES = ("any", "gpu", "cpu")  # where scoring runs; "gpu" waits for a GPU worker (podium.core.queueing)
 SLUG_RE = re.compile(r"[a-z0-9-]{2,64}")
+TITLE_MAX = 200  # the challenges.title column
 
 
 class BundleError(ValueError):
@@ -60,11 +61,13 @@ def _is_number(v) -> bool:
     return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
 
 
-def _text(src, key, v, *, empty_ok=False) -> str:
+def _text(src, key, v, *, empty_ok=False, max_len: int | None = None) -> str:
     if not isinstance(v, str):
         raise BundleError(f"{src}: key '{key}' must be a string, got {type(v).__name__}")
     if not empty_ok and not v.strip():
         raise BundleError(f"{src}: key '{key}' must not be empty")
+    if max_len is not None and len(v) > max_len:
+        raise BundleError(f"{src}: key '{key}' has {len(v)} characters, at most {max_len} are allowed")
     return v
 
 
@@ -196,7 +199,7 @@ def parse_spec(toml_text: str, source: str = "challenge.toml") -> ChallengeSpec:
 
     return ChallengeSpec(
         slug=slug,
-        title=_text(src, "title", raw["title"]),
+        title=_text(src, "title", raw["title"], max_len=TITLE_MAX),
         summary=_text(src, "summary", raw.get("summary", ""), empty_ok=True),
         kind=kind,
         labels=_labels(src, raw["labels"]),
