@@ -9,10 +9,12 @@ import zipfile
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import select
 
 from podium.core import states
+from podium.core.bundle.archive import save_npz
 from podium.core.models import ApiToken, Rescore, Score, Submission, utcnow
 from tests.support import live
 from tests.support.bundles import write_tiny_bundle
@@ -387,6 +389,25 @@ def test_instructor_creates_challenge_from_zip_and_sets_deadline(room, tmp_path)
     assert patched.status_code == 200 and patched.json["opens_at"] is None
     assert room.app.test_client().patch("/api/v1/challenges/quiz", json={"deadline": "2030-01-01"},
                                         headers=h).status_code == 400
+
+
+def test_the_upload_form_says_what_the_cli_says_about_a_twin_title_and_float64_inputs(room, tmp_path):
+    """The web form shows the same notes as `podium challenge add`: a title another challenge has, a cast to float32."""
+    bundle = write_tiny_bundle(tmp_path / "twin", slug="twin")
+    toml = bundle / "challenge.toml"
+    with room.session() as s:
+        title = room.challenge(s).title
+    toml.write_text(re.sub(r'^title = ".*"$', f'title = "{title.upper()}"', toml.read_text(), flags=re.M))
+    with np.load(bundle / "data" / "test.npz") as npz:
+        save_npz(bundle / "data" / "test.npz", npz["x"].astype(np.float64), npz["y"])
+    prof = Browser(room.app, "prof")
+    prof.csrf("/instructor/challenges/new")
+    resp = prof.client.post("/instructor/challenges/new", content_type="multipart/form-data", follow_redirects=True,
+                            data={"csrf_token": prof.token,
+                                  "bundle": (_zip_folder(bundle, tmp_path / "twin.zip").open("rb"), "twin.zip")})
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 200 and "/instructor/challenges/twin" in resp.request.path
+    assert "has the same title" in page and "data/test.npz: x is float64; cast to float32" in page, page
 
 
 def test_leaderboard_page_has_chart_and_refreshes(room):

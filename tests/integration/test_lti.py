@@ -185,6 +185,10 @@ def test_instructor_launch_dashboard_and_roster_import(tool, platform, browser):
     ("expired", 401, "expired"),
     ("unknown_deployment", 401, "deployment"),
     ("wrong_nonce", 401, "nonce does not match"),
+    ("wrong_iss", 401, "'https://other-lms.example' with client id"),
+    ("future_iat", 401, "not yet valid"),
+    ("wrong_version", 400, "LTI version must be 1.3.0"),
+    ("wrong_message_type", 400, "unsupported message type 'LtiDeepLinkingRequest'"),
 ])
 def test_forged_launch_refused_nothing_created(tool, platform, browser, forge, status, reason, caplog):
     before = counts(tool.db)

@@ -142,15 +142,15 @@ def test_a_huge_anonymous_login_body_is_refused_before_it_is_sent(stack):
     assert not [p for p in tmp if p.stat().st_size > (1 << 20)]
 
 
-def _answer_to_a_huge_upload(stack, path: str, headers: str) -> bytes:
-    """Announce a 150 MB multipart upload, send 1 MB of it, and read what the server answers meanwhile."""
+def _answer_to_a_huge_upload(stack, path: str, headers: str, announced: int = 150 << 20) -> bytes:
+    """Announce a large multipart upload (150 MB), send 1 MB of it, and read what the server answers meanwhile."""
     boundary = "upl0ad"
     head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{stack.port}\r\n{headers}Content-Type: multipart/form-data; "
-            f"boundary={boundary}\r\nContent-Length: {150 << 20}\r\n\r\n").encode()
+            f"boundary={boundary}\r\nContent-Length: {announced}\r\n\r\n").encode()
     sock = socket.create_connection(("127.0.0.1", stack.port), timeout=PROBE_TIMEOUT_S)
     sock.sendall(head + f"--{boundary}\r\nContent-Disposition: form-data; name=\"model\"; filename=\"m.pt\"\r\n\r\n"
                  .encode() + b"x" * (1 << 20))
-    answer = sock.recv(4096)  # a server that read the body first would still be waiting for 149 MB
+    answer = sock.recv(4096)  # a server that read the body first would still be waiting for the rest
     sock.close()
     return answer
 
@@ -161,3 +161,42 @@ def test_an_anonymous_upload_is_refused_before_its_body(stack):
     assert _answer_to_a_huge_upload(stack, "/api/v1/challenges/tiny/submissions", "").startswith(b"HTTP/1.1 401")
     answer = _answer_to_a_huge_upload(stack, "/challenges/tiny/submit", "")
     assert answer.startswith(b"HTTP/1.1 302") and b"/login" in answer  # the form: sign in first
+
+
+
+def test_a_signed_in_upload_over_its_limit_is_refused_before_its_body_is_kept(stack):
+    """The limits come before the body: a student with three models pending gets 429, and while the upload is
+    sent nothing of it is spooled or stored (it is drained, so that the sender can read the answer)."""
+    from podium.core import states
+    from podium.core.db import Database
+    from podium.core.models import Challenge, Submission, User
+
+    db = Database(stack.settings.database_url)
+    try:
+        with db.session() as s:
+            alice = s.query(User).filter_by(username="alice").one()
+            tiny = s.query(Challenge).filter_by(slug="tiny").one()
+            for _ in range(tiny.max_queued):  # no worker in this stack: they stay pending
+                s.add(Submission(challenge_id=tiny.id, user_id=alice.id, status=states.QUEUED,
+                                 model_sha256="0" * 64, model_size=10))
+            s.commit()
+    finally:
+        db.dispose()
+
+    def kept() -> list:
+        return [p for p in stack.settings.data_dir.rglob("*") if p.is_file() and p.stat().st_size > (1 << 20)]
+    before = kept()
+    boundary, size = "upl0ad", 12 << 20
+    part = f"--{boundary}\r\nContent-Disposition: form-data; name=\"model\"; filename=\"m.pt\"\r\n\r\n".encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    head = (f"POST /api/v1/challenges/tiny/submissions HTTP/1.1\r\nHost: 127.0.0.1:{stack.port}\r\n"
+            f"Authorization: Bearer {stack.tokens['alice']}\r\nContent-Type: multipart/form-data; boundary={boundary}"
+            f"\r\nContent-Length: {len(part) + size + len(tail)}\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=30) as sock:
+        sock.sendall(head + part + b"x" * (size // 2))
+        time.sleep(1.0)
+        assert kept() == before  # half sent: not spooled to disk, not stored
+        sock.sendall(b"x" * (size - size // 2) + tail)
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 429"), answer[:300]
+    assert kept() == before

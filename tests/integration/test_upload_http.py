@@ -172,6 +172,34 @@ def test_same_idempotency_key_returns_the_first_submission(client, app_and_token
     assert other.status_code == 202 and other.get_json()["id"] != first.get_json()["id"]
 
 
+def test_an_idempotency_key_is_kept_for_a_day(tmp_path):
+    """A key answers its first submission for a day; past that, the same key makes a new one."""
+    from datetime import timedelta
+
+    from sqlalchemy import select, update
+
+    from podium.core.models import Submission
+    from podium.server.submissions import IDEMPOTENCY_WINDOW
+    app, tokens = _fresh_app(tmp_path)
+    client = app.test_client()
+    first = _keyed(client, (app, tokens), "day-key", name="alice").get_json()["id"]
+    db = app.extensions["podium"].db
+    with db.session() as s:  # the first upload was made just inside the window, then just outside it
+        created = s.get(Submission, first).created_at
+        s.execute(update(Submission).where(Submission.id == first)
+                  .values(created_at=created - IDEMPOTENCY_WINDOW + timedelta(minutes=1)))
+        s.commit()
+    assert _keyed(client, (app, tokens), "day-key", name="alice").get_json()["id"] == first
+    with db.session() as s:
+        s.execute(update(Submission).where(Submission.id == first)
+                  .values(created_at=created - IDEMPOTENCY_WINDOW - timedelta(minutes=1)))
+        s.commit()
+    later = _keyed(client, (app, tokens), "day-key", name="alice")
+    assert later.status_code == 202 and later.get_json()["id"] != first
+    with db.session() as s:
+        assert len(s.scalars(select(Submission.id).where(Submission.idempotency_key == "day-key")).all()) == 2
+
+
 def _fresh_app(tmp_path, extra_toml=""):
     tiny = write_tiny_bundle(tmp_path / "tiny", extra_toml=extra_toml)
     cfg = live.settings_for(tmp_path / "var")

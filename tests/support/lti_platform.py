@@ -176,6 +176,14 @@ class Platform:
             claims["aud"], claims["azp"] = [self.client_id, "someone-else"], "someone-else"
         elif forge == "wrong_nonce":
             claims["nonce"] = "n-" + secrets.token_hex(8)
+        elif forge == "wrong_iss":                 # signed by this platform's key, claiming to be another LMS
+            claims["iss"] = "https://other-lms.example"
+        elif forge == "future_iat":
+            claims["iat"], claims["exp"] = now + 3600, now + 3900
+        elif forge == "wrong_version":
+            claims[LTI + "version"] = "1.1"
+        elif forge == "wrong_message_type":
+            claims[LTI + "message_type"] = "LtiDeepLinkingRequest"
         if forge == "bad_signature":             # same kid, key the JWKS does not have
             return self.sign(claims, key=_rsa_key())
         if forge == "unknown_kid":
