@@ -106,6 +106,14 @@ def migrated_database(engine: str, tmp_dir: Path):
             database.dispose()
 
 
+def revision_before(url: str, revision: str) -> str:
+    """The migration revision just below `revision`: where a migration test starts, with data in the old schema."""
+    from alembic.script import ScriptDirectory
+
+    from podium.core.migrate import alembic_config
+    return ScriptDirectory.from_config(alembic_config(url)).get_revision(revision).down_revision
+
+
 class RedisServer:
     """A private redis-server on a free port, so tests may stop and restart it."""
 

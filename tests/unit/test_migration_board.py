@@ -5,12 +5,11 @@ from __future__ import annotations
 from contextlib import nullcontext
 
 import pytest
-from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 
 from podium.core import board
 from podium.core.db import Database
-from podium.core.migrate import alembic_config, upgrade
+from podium.core.migrate import upgrade
 from tests.support import live
 
 BOARD_REVISION = "c41d7e2a9b85"
@@ -94,7 +93,7 @@ def test_upgrade_from_previous_schema_backfills_the_board(tmp_path, engine):
     if engine == "postgres" and not live.postgres_available():
         pytest.skip(f"PostgreSQL not reachable at {live.PG_ADMIN_URL}")
     with (live.fresh_postgres_db() if engine == "postgres" else nullcontext(f"sqlite:///{tmp_path / 'm.sqlite'}")) as url:
-        previous = ScriptDirectory.from_config(alembic_config(url)).get_revision(BOARD_REVISION).down_revision
+        previous = live.revision_before(url, BOARD_REVISION)
         upgrade(url, previous)
         eng = create_engine(url)
         with eng.begin() as conn:

@@ -1,17 +1,17 @@
 """The claim-code migration gives every unclaimed roster entry of the previous schema a code, and nobody else."""
 from __future__ import annotations
 
-from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 
-from podium.core.migrate import alembic_config, upgrade
+from podium.core.migrate import upgrade
+from tests.support import live
 
 REVISION = "d7e3a9b2c5f1"
 
 
 def test_upgrade_gives_unclaimed_roster_entries_a_code(tmp_path):
     url = f"sqlite:///{tmp_path / 'm.sqlite'}"
-    previous = ScriptDirectory.from_config(alembic_config(url)).get_revision(REVISION).down_revision
+    previous = live.revision_before(url, REVISION)
     upgrade(url, previous)
     engine = create_engine(url)
     with engine.begin() as conn:

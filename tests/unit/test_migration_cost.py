@@ -1,17 +1,17 @@
 """The model-format-and-cost migration upgrades a database of the previous schema with data in it."""
 from __future__ import annotations
 
-from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 
-from podium.core.migrate import alembic_config, upgrade
+from podium.core.migrate import upgrade
+from tests.support import live
 
 COST_REVISION = "5e1a9c2b7d40"
 
 
 def test_upgrade_keeps_rows_and_marks_scored_models_torchscript(tmp_path):
     url = f"sqlite:///{tmp_path / 'm.sqlite'}"
-    previous = ScriptDirectory.from_config(alembic_config(url)).get_revision(COST_REVISION).down_revision
+    previous = live.revision_before(url, COST_REVISION)
     upgrade(url, previous)
     engine = create_engine(url)
     with engine.begin() as conn:

@@ -4,20 +4,15 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, create_engine, select
 
 from podium.core.db import Database
-from podium.core.migrate import alembic_config, upgrade
+from podium.core.migrate import upgrade
 from podium.core.models import Challenge, Submission
 from tests.support import live
 from tests.support.live import require_postgres_and_redis
 
 REVISION = "c4d2e8f1a6b3"
-
-
-def _previous(url: str) -> str:
-    return ScriptDirectory.from_config(alembic_config(url)).get_revision(REVISION).down_revision
 
 
 def _fill_previous_schema(url: str) -> None:
@@ -43,7 +38,7 @@ def _fill_previous_schema(url: str) -> None:
 
 
 def _upgrade_with_data(url: str) -> None:
-    upgrade(url, _previous(url))
+    upgrade(url, live.revision_before(url, REVISION))
     _fill_previous_schema(url)
     upgrade(url)
     db = Database(url)

@@ -1,17 +1,17 @@
 """The LTI migration upgrades a database of the previous schema with data in it: nothing lost, LTI tables usable."""
 from __future__ import annotations
 
-from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 
-from podium.core.migrate import alembic_config, upgrade
+from podium.core.migrate import upgrade
+from tests.support import live
 
 LTI_REVISION = "3b5ec9679dbf"
 
 
 def test_upgrade_from_previous_schema_keeps_data(tmp_path):
     url = f"sqlite:///{tmp_path / 'm.sqlite'}"
-    previous = ScriptDirectory.from_config(alembic_config(url)).get_revision(LTI_REVISION).down_revision
+    previous = live.revision_before(url, LTI_REVISION)
     upgrade(url, previous)
     engine = create_engine(url)
     with engine.begin() as conn:

@@ -1,17 +1,17 @@
 """The session-version migration upgrades a database of the previous schema with users in it: each starts at 0."""
 from __future__ import annotations
 
-from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 
-from podium.core.migrate import alembic_config, upgrade
+from podium.core.migrate import upgrade
+from tests.support import live
 
 REVISION = "c4d8e2f1a6b3"
 
 
 def test_upgrade_from_previous_schema_keeps_users_signed_in_at_version_zero(tmp_path):
     url = f"sqlite:///{tmp_path / 'm.sqlite'}"
-    previous = ScriptDirectory.from_config(alembic_config(url)).get_revision(REVISION).down_revision
+    previous = live.revision_before(url, REVISION)
     upgrade(url, previous)
     engine = create_engine(url)
     with engine.begin() as conn:

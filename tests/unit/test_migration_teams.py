@@ -4,11 +4,10 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, create_engine, select
 
 from podium.core.db import Database
-from podium.core.migrate import alembic_config, upgrade
+from podium.core.migrate import upgrade
 from podium.core.models import Challenge, Submission
 from podium.server import leaderboard
 from podium.server.submissions import find_competitor
@@ -16,10 +15,6 @@ from tests.support import live
 from tests.support.live import require_postgres_and_redis
 
 TEAMS_REVISION = "b3c1f0a7e9d2"
-
-
-def _previous(url: str) -> str:
-    return ScriptDirectory.from_config(alembic_config(url)).get_revision(TEAMS_REVISION).down_revision
 
 
 def _fill_previous_schema(url: str) -> None:
@@ -51,7 +46,7 @@ def _fill_previous_schema(url: str) -> None:
 
 
 def _upgrade_with_data(url: str) -> None:
-    upgrade(url, _previous(url))
+    upgrade(url, live.revision_before(url, TEAMS_REVISION))
     _fill_previous_schema(url)
     upgrade(url)
     db = Database(url)
