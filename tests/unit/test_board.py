@@ -8,6 +8,7 @@ are, and the maintained tables must equal a recomputation of the whole board fro
 """
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
@@ -293,7 +294,7 @@ def test_board_versions_move_with_every_change(db):
 
 
 def test_a_rank_is_a_count_on_the_index(db):
-    """The rank of one student reads its row and counts on ix_board_entries_rank (no scan of submissions)."""
+    """The rank of one student reads its row and counts on an index of board_entries (no scan of submissions)."""
     with db.session() as s:
         h = History(s, 1)
         for i in range(len(h.people)):
@@ -310,4 +311,7 @@ def test_a_rank_is_a_count_on_the_index(db):
         s.execute(text("SET LOCAL enable_seqscan = off"))  # a table this small would be read whole otherwise
         compiled = q.compile(s.get_bind())
         plan = "\n".join(r[0] for r in s.connection().exec_driver_sql(f"EXPLAIN {compiled}", compiled.params))
-        assert "ix_board_entries_rank" in plan and "submissions" not in plan
+        # On a table this small the planner may take uq_board_entries_owner, which starts with the same two columns
+        # as ix_board_entries_rank (seen once in CI): what matters is board_entries' own index, never submissions.
+        assert "submissions" not in plan and "Seq Scan" not in plan, plan
+        assert re.search(r"(Index (Only )?Scan using|Bitmap Index Scan on) (ix|uq)_board_entries_\w+", plan), plan
